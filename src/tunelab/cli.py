@@ -1,0 +1,90 @@
+"""The `tunelab` command. Each capability mounts its own typer app from `tunelab/<capability>/cli.py`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from tunelab import __version__
+from tunelab.errors import UserError
+
+# (module holding a typer `app`, sub-command name). A capability not yet present is simply not mounted.
+CAPABILITY_APPS = [
+    ("tunelab.align.cli", "align"),
+    ("tunelab.adapters.cli", "adapters"),
+    ("tunelab.active.cli", "active"),
+    ("tunelab.text2sql.cli", "sql"),
+    ("tunelab.cortex.cli", "cortex"),
+]
+
+app = typer.Typer(
+    name="tunelab",
+    help="Research methods as working software: alignment (EPA, DPO, PoFT), adapters (BoRA), "
+    "active learning (VAPAL), text-to-SQL agents (Interactive-T2S) and cortical mapping (V4).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tunelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """tunelab: `tunelab <capability> <verb> --help` for details."""
+
+
+def _mount() -> None:
+    from tunelab.models_cli import app as models_app
+    from tunelab.demo import demo_command
+
+    app.add_typer(models_app, name="models", help="List, install and check the embedded offline models.")
+    app.command("demo")(demo_command)
+    for module_name, name in CAPABILITY_APPS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:
+                continue
+            raise
+        app.add_typer(module.app, name=name)
+
+
+_mount()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            return err.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""`tunelab demo`: every available study at small scale, gathered into one HTML report.
+
+Each capability provides a module with `run(out_dir: pathlib.Path) -> list[tunelab.report.Section]`.
+A study that raises is reported as failed in its section; the others still run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import traceback
+from pathlib import Path
+
+import typer
+
+from tunelab.report import Section, write_report
+
+DEMO_MODULES = [
+    "tunelab.models_demo",
+    "tunelab.align.demo",
+    "tunelab.align.poft_demo",
+    "tunelab.adapters.demo",
+    "tunelab.active.demo",
+    "tunelab.text2sql.demo",
+    "tunelab.cortex.demo",
+]
+
+
+def available_demos(only: list[str] | None = None) -> list[str]:
+    names = []
+    for name in DEMO_MODULES:
+        if only and not any(part in name for part in only):
+            continue
+        try:
+            importlib.util.find_spec(name)
+        except ModuleNotFoundError:
+            continue
+        if importlib.util.find_spec(name) is not None:
+            names.append(name)
+    return names
+
+
+def run_demos(out_dir: Path, only: list[str] | None = None) -> list[Section]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    sections: list[Section] = []
+    for name in available_demos(only):
+        console.print(f"[bold cyan]demo[/] {name} ...")
+        start = time.perf_counter()
+        study_dir = out_dir / "studies" / name.rsplit(".", 2)[-2 if name.endswith(".demo") else -1]
+        study_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            sections.extend(importlib.import_module(name).run(study_dir))
+            console.print(f"[green]done[/] {name} in {time.perf_counter() - start:.0f}s")
+        except Exception as err:  # a failed study is reported, not hidden
+            console.print(f"[red]failed[/] {name}: {err}")
+            sections.append(Section(title=name, error=f"{type(err).__name__}: {err}",
+                                    prose=traceback.format_exc(limit=5)))
+    return sections
+
+
+def demo_command(
+    out: Path = typer.Option(Path("report"), "--out", help="Folder for index.html, results.json and figures."),
+    only: list[str] = typer.Option(None, "--only", help="Run only demos whose module name contains this (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout."),
+) -> None:
+    """Run every available study at small scale and write the HTML report."""
+    sections = run_demos(out, only)
+    index = write_report(sections, out)
+    if as_json:
+        typer.echo((out / "results.json").read_text())
+    else:
+        failed = [s.title for s in sections if s.error]
+        typer.echo(f"report: {index}" + (f" ({len(failed)} failed: {', '.join(failed)})" if failed else ""))
+    if any(s.error for s in sections):
+        raise typer.Exit(1)
