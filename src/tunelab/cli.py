@@ -52,7 +52,7 @@ def _mount() -> None:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
-            if err.name == module_name:
+            if err.name and module_name.startswith(err.name):  # the capability itself is absent
                 continue
             raise
         app.add_typer(module.app, name=name)

@@ -85,6 +85,11 @@ def load_records(source: str | Path, split: str = "train") -> list[dict]:
 def _load_hub_dataset(name: str, split: str) -> list[dict]:
     import datasets
 
+    from tunelab.hub import OFFLINE_HINT, hub_reachable, offline_mode
+
+    if not hub_reachable() and not offline_mode():  # fail at once instead of minutes of retries
+        raise UserError(f"cannot load dataset '{name}': not a local file, not a built-in corpus "
+                        f"({', '.join(BUILTIN_CORPORA)}), and no dataset hub is reachable; {OFFLINE_HINT}")
     try:
         return datasets.load_dataset(name, split=split).to_list()
     except Exception as err:  # datasets raises ConnectionError, FileNotFoundError, DatasetNotFoundError, ...

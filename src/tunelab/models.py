@@ -253,13 +253,19 @@ def _from_hub_or_path(cls, name_or_path: str, **kwargs):
     path = Path(name_or_path)
     if path.exists() and not path.is_dir():
         raise UserError(f"'{name_or_path}' is a file; give a model folder (or an embedded model name)")
+    offline_message = (f"cannot load '{name_or_path}': not an embedded model ({', '.join(EMBEDDED)}), not a local "
+                       f"folder, and not reachable on a model hub (offline?)")
+    if not path.is_dir():
+        from tunelab.hub import OFFLINE_HINT, hub_reachable, offline_mode
+
+        if not hub_reachable() and not offline_mode():  # fail at once instead of minutes of retries
+            raise UserError(f"{offline_message}; {OFFLINE_HINT}")
     try:
         return cls.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as err:
         if path.is_dir():
             raise UserError(f"cannot load model folder '{name_or_path}': {str(err).splitlines()[0]}") from err
-        raise UserError(f"cannot load '{name_or_path}': not an embedded model ({', '.join(EMBEDDED)}), not a local "
-                        f"folder, and not reachable on a model hub (offline?)") from err
+        raise UserError(offline_message) from err
 
 
 def load_causal_lm(name_or_path: str, dtype=None, seed: int = 0):
