@@ -215,7 +215,7 @@ class SQLiteDatabase(Database):
 
         start = time.perf_counter()
         with self._lock:
-            self.conn.set_progress_handler(progress, 2000)
+            self.conn.set_progress_handler(progress, 1000)
             try:
                 cursor = self.conn.execute(sql, params)
                 columns = [d[0] for d in cursor.description or []]
