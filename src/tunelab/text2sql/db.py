@@ -125,6 +125,11 @@ class Database:
     def quote(self, identifier: str) -> str:
         return '"' + identifier.replace('"', '""') + '"'
 
+    def quote_if_needed(self, identifier: str) -> str:
+        """Plain names stay plain (readable prompts); others are quoted."""
+        simple = identifier.replace("_", "a").isalnum() and not identifier[:1].isdigit() and identifier.isascii()
+        return identifier if simple else self.quote(identifier)
+
     def row_count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) FROM {self.quote(table)}")[0][0])
 
