@@ -43,10 +43,12 @@ def _root(
 
 
 def _mount() -> None:
+    from tunelab.data_cli import app as data_app
     from tunelab.models_cli import app as models_app
     from tunelab.demo import demo_command
 
     app.add_typer(models_app, name="models", help="List, install and check the embedded offline models.")
+    app.add_typer(data_app, name="data", help="Inspect datasets: built-in corpora, files, hub names.")
     app.command("demo")(demo_command)
     for module_name, name in CAPABILITY_APPS:
         try:

@@ -86,3 +86,28 @@ def test_stdlib_docs_corpus():
     ds = stdlib_docs()
     assert len(ds) > 1000 and ds.num_labels >= 8
     assert "asyncio" in ds.label_names and min(ds.label_counts().values()) >= 60
+
+
+def test_data_info_cli(tmp_path, capsys):
+    from tunelab.cli import main
+
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nalpha beta,x\ngamma,y\ndelta,x\n")
+    assert main(["data", "info", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["texts"] == 3 and summary["label_counts"] == {"x": 2, "y": 1}
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "file not found"),
+    ('{"text": "a", "label": 1}\nnot json\n', "bad.jsonl:2: malformed JSON line"),
+])
+def test_data_info_bad_input_is_one_line_exit_2(tmp_path, capsys, content, message):
+    from tunelab.cli import main
+
+    path = tmp_path / "bad.jsonl"
+    if content is not None:
+        path.write_text(content)
+    assert main(["data", "info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
