@@ -1,0 +1,183 @@
+"""One chat-LLM interface, three backends: any OpenAI-compatible endpoint (the `openai` client), a local
+transformers model (default: the embedded Qwen2.5-Coder-0.5B-Instruct), and a scripted replay (tests, demos).
+
+Every call returns a `Completion` with the text cut at the first stop sequence, token counts and latency.
+Greedy decoding (temperature 0) by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Protocol
+
+from tunelab.errors import UserError
+
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+
+class LLMError(UserError):
+    """The LLM could not answer (endpoint down, garbage response): the agent stops the question cleanly."""
+
+
+@dataclasses.dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the server sent it
+
+
+@dataclasses.dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    tool_calls: list[ToolCall] = dataclasses.field(default_factory=list)
+
+
+class LLM(Protocol):
+    name: str
+    supports_tools: bool
+
+    def complete(self, messages: list[dict], stop: list[str] | None = None, max_tokens: int = 384,
+                 tools: list[dict] | None = None) -> Completion: ...
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """Text up to (not including) the earliest stop sequence."""
+    cut = len(text)
+    for s in stop or []:
+        at = text.find(s)
+        if at != -1:
+            cut = min(cut, at)
+    return text[:cut]
+
+
+# ============================================================================ OpenAI-compatible endpoint
+
+class OpenAILLM:
+    """Any OpenAI-compatible server. The key comes from `api_key_env` (default OPENAI_API_KEY; servers that
+    need none accept any string)."""
+
+    supports_tools = True
+
+    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+                 temperature: float = 0.0, timeout_s: float = 120.0, max_retries: int = 1):
+        import openai
+
+        self.name = model
+        self.temperature = temperature
+        self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "not-needed",
+                                    timeout=timeout_s, max_retries=max_retries)
+        self.base_url = base_url or "the default OpenAI endpoint"
+
+    def complete(self, messages, stop=None, max_tokens=384, tools=None) -> Completion:
+        import openai
+
+        kwargs = dict(model=self.name, messages=messages, temperature=self.temperature, max_tokens=max_tokens)
+        if stop:
+            kwargs["stop"] = stop[:4]  # the API accepts at most four
+        if tools:
+            kwargs["tools"] = tools
+        start = time.perf_counter()
+        try:
+            response = self.client.chat.completions.create(**kwargs)
+        except openai.APIConnectionError as err:
+            raise LLMError(f"LLM endpoint {self.base_url} is unreachable: {err}") from err
+        except openai.APIStatusError as err:
+            raise LLMError(f"LLM endpoint answered HTTP {err.status_code}: {str(err)[:200]}") from err
+        except (openai.OpenAIError, ValueError, json.JSONDecodeError) as err:
+            raise LLMError(f"LLM endpoint gave an unusable answer: {str(err)[:200]}") from err
+        latency = time.perf_counter() - start
+        try:
+            choice = response.choices[0]
+            message = choice.message
+        except (AttributeError, IndexError, TypeError) as err:
+            raise LLMError("LLM endpoint answered without any choice") from err
+        calls = [ToolCall(c.id or f"call_{i}", c.function.name, c.function.arguments or "{}")
+                 for i, c in enumerate(getattr(message, "tool_calls", None) or [])]
+        usage = getattr(response, "usage", None)
+        text = cut_at_stop(message.content or "", stop)
+        return Completion(text=text, prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                          latency_s=latency, tool_calls=calls)
+
+
+# ============================================================================ local transformers model
+
+class TransformersLLM:
+    """A local causal LM with its chat template; greedy decoding with stop strings."""
+
+    supports_tools = False
+
+    def __init__(self, model: str = DEFAULT_LOCAL_MODEL, threads: int | None = None, seed: int = 0,
+                 model_and_tokenizer=None):
+        import torch
+
+        from tunelab.models import load_causal_lm
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.name = model
+        self.model, self.tokenizer = model_and_tokenizer or load_causal_lm(model, seed=seed)
+
+    def prompt_ids(self, messages: list[dict]):
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                  return_dict=True)["input_ids"]
+
+    def count_prompt_tokens(self, messages: list[dict]) -> int:
+        return int(self.prompt_ids(messages).shape[1])
+
+    def complete(self, messages, stop=None, max_tokens=384, tools=None) -> Completion:
+        import torch
+
+        ids = self.prompt_ids(messages)
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                                      do_sample=False, stop_strings=stop or None, tokenizer=self.tokenizer,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+        new = out[0, ids.shape[1]:]
+        text = cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), stop)
+        return Completion(text=text, prompt_tokens=int(ids.shape[1]), completion_tokens=int(new.shape[0]),
+                          latency_s=time.perf_counter() - start)
+
+
+# ============================================================================ scripted replay
+
+class ScriptedLLM:
+    """Replays fixed replies in order (deterministic tests and documented walkthroughs). Token counts are
+    whitespace words, so they are comparable only between scripted runs."""
+
+    supports_tools = True
+
+    def __init__(self, replies: list, name: str = "scripted"):
+        self.replies = list(replies)
+        self.name = name
+        self.calls: list[list[dict]] = []
+
+    def complete(self, messages, stop=None, max_tokens=384, tools=None) -> Completion:
+        self.calls.append([dict(m) for m in messages])
+        if not self.replies:
+            raise LLMError("scripted LLM has no reply left")
+        reply = self.replies.pop(0)
+        prompt_words = sum(len(str(m.get("content") or "").split()) for m in messages)
+        if isinstance(reply, Completion):
+            return reply
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(reply, list):  # native tool calls: [(name, arguments_json), ...]
+            calls = [ToolCall(f"call_{i}", n, a) for i, (n, a) in enumerate(reply)]
+            return Completion("", prompt_words, sum(len(a.split()) for _, a in reply), 0.0, calls)
+        text = cut_at_stop(str(reply), stop)
+        return Completion(text, prompt_words, len(text.split()), 0.0)
+
+
+def make_llm(model: str = DEFAULT_LOCAL_MODEL, base_url: str | None = None, threads: int | None = None) -> LLM:
+    """An endpoint client when `base_url` is given, otherwise a local transformers model."""
+    if base_url:
+        return OpenAILLM(model, base_url=base_url)
+    return TransformersLLM(model, threads=threads)
