@@ -1,0 +1,217 @@
+"""Image feature maps and image statistics for the five V4 feature families (colour, texture, edges, curvature, face).
+
+The simulator tunes each cortical domain to one of these maps; the mapping step labels recovered domains from the
+same statistics of their preferred images. All filters are fixed (no learning); images are torch [N, 3, S, S] in [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FAMILIES = ("colour", "texture", "edges", "curvature", "face")
+POOL = 4  # feature maps are average-pooled by this factor (64 x 64 images -> 16 x 16 maps)
+
+
+def grayscale(images: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype).view(1, 3, 1, 1)
+    return (images * weights).sum(1, keepdim=True)
+
+
+def hsv(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hue in [0, 1), saturation, value; each [N, 1, S, S]."""
+    r, g, b = images[:, 0:1], images[:, 1:2], images[:, 2:3]
+    value, argmax = images.max(1, keepdim=True)
+    chroma = value - images.min(1, keepdim=True).values
+    saturation = chroma / value.clamp_min(1e-6)
+    safe = chroma.clamp_min(1e-6)
+    hue_r = ((g - b) / safe) % 6
+    hue_g = (b - r) / safe + 2
+    hue_b = (r - g) / safe + 4
+    hue = torch.where(argmax == 0, hue_r, torch.where(argmax == 1, hue_g, hue_b)) / 6.0
+    return hue % 1.0, saturation, value
+
+
+def hue_map(images: torch.Tensor, preferred_hue: float, sharpness: float = 2.0) -> torch.Tensor:
+    """Chromatic drive for one preferred hue: saturation x value x von Mises tuning around the hue circle."""
+    hue, saturation, value = hsv(images)
+    tuning = torch.exp(sharpness * (torch.cos(2 * math.pi * (hue - preferred_hue)) - 1))
+    return saturation * value * tuning
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = int(math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    return torch.exp(-x ** 2 / (2 * sigma ** 2))
+
+
+@functools.lru_cache(maxsize=8)
+def derivative_bank(sigma: float) -> torch.Tensor:
+    """Scale-normalised Gaussian derivative kernels [5, 1, k, k] in the order xx, yy, xy, x, y."""
+    radius = int(math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g0 = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g0 = g0 / g0.sum()
+    g1 = -x / sigma ** 2 * g0
+    g2 = (x ** 2 / sigma ** 4 - 1 / sigma ** 2) * g0
+    g2 = g2 - g2.mean()  # exact zero response to flat images
+    pairs = [(g0, g2, sigma ** 2), (g2, g0, sigma ** 2), (g1, g1, sigma ** 2), (g0, g1, sigma), (g1, g0, sigma)]
+    return torch.stack([torch.outer(ky, kx) * scale for ky, kx, scale in pairs]).unsqueeze(1)
+
+
+def gaussian_derivatives(gray: torch.Tensor, sigma: float) -> dict[str, torch.Tensor]:
+    """Scale-normalised first and second Gaussian derivatives of a gray image batch [N, 1, S, S]."""
+    bank = derivative_bank(sigma)
+    radius = bank.shape[-1] // 2
+    out = F.conv2d(F.pad(gray, (radius,) * 4, mode="reflect"), bank)
+    return {name: out[:, i: i + 1] for i, name in enumerate(("xx", "yy", "xy", "x", "y"))}
+
+
+def texture_map(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Fine-texture energy: the squared high-pass residual (image minus its Gaussian blur at sigma 1 pixel)."""
+    gray = grayscale(images)
+    kernel = _gaussian_kernel(sigma)
+    kernel = torch.outer(kernel, kernel) / kernel.sum() ** 2
+    radius = kernel.shape[-1] // 2
+    blurred = F.conv2d(F.pad(gray, (radius,) * 4, mode="reflect"), kernel.view(1, 1, *kernel.shape))
+    return (gray - blurred) ** 2
+
+
+@functools.lru_cache(maxsize=8)
+def gabor_bank(n_orientations: int = 4, frequency: float = 0.125, sigma: float = 3.0) -> torch.Tensor:
+    """Quadrature pairs [2 * n_orientations, 1, k, k]: even then odd phase for each orientation."""
+    radius = int(math.ceil(2.5 * sigma))
+    yy, xx = torch.meshgrid(torch.arange(-radius, radius + 1.0), torch.arange(-radius, radius + 1.0), indexing="ij")
+    envelope = torch.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2))
+    kernels = []
+    for k in range(n_orientations):
+        theta = math.pi * k / n_orientations  # 0 = horizontal edges (luminance varies along y)
+        carrier = 2 * math.pi * frequency * (xx * math.sin(theta) + yy * math.cos(theta))
+        even = envelope * torch.cos(carrier)
+        kernels += [even - even.mean(), envelope * torch.sin(carrier)]
+    bank = torch.stack(kernels)
+    return (bank / bank.flatten(1).norm(dim=1).view(-1, 1, 1)).unsqueeze(1)
+
+
+def orientation_energies(images: torch.Tensor, n_orientations: int = 4) -> torch.Tensor:
+    """Quadrature Gabor energy per orientation, [N, n_orientations, S, S]."""
+    bank = gabor_bank(n_orientations)
+    pad = bank.shape[-1] // 2
+    responses = F.conv2d(F.pad(grayscale(images), (pad,) * 4, mode="reflect"), bank)
+    return responses[:, 0::2] ** 2 + responses[:, 1::2] ** 2
+
+
+def edge_map(images: torch.Tensor, orientation_index: int, n_orientations: int = 4) -> torch.Tensor:
+    """Oriented-edge drive: energy at one orientation, sharpened by its share of the total (divisive normalisation)."""
+    energy = orientation_energies(images, n_orientations)
+    share = energy[:, orientation_index: orientation_index + 1] / (energy.sum(1, keepdim=True) + 1e-3)
+    return energy[:, orientation_index: orientation_index + 1] * share
+
+
+def curvature_map(images: torch.Tensor, sigma: float = 2.5) -> torch.Tensor:
+    """|det Hessian| (scale-normalised): zero on straight edges and flat regions, large on curves, blobs, corners."""
+    d = gaussian_derivatives(grayscale(images), sigma)
+    return (d["xx"] * d["yy"] - d["xy"] ** 2).abs()
+
+
+@functools.lru_cache(maxsize=4)
+def face_template(side: int = 28) -> torch.Tensor:
+    """The mean of scikit-image's 100 LFW face crops, resized to side x side, zero-mean and unit-norm."""
+    from tunelab.cortex.images import offline_faces
+
+    mean_face = torch.from_numpy(offline_faces().mean(0)).view(1, 1, 25, 25)
+    template = F.interpolate(mean_face, size=(side, side), mode="bilinear", align_corners=False)
+    template = template - template.mean()
+    return template / template.norm()
+
+
+def face_map(images: torch.Tensor) -> torch.Tensor:
+    """Normalised cross-correlation with the mean face template, rectified: face-likeness at each position.
+
+    Computed at half resolution (faces are large, smooth patterns), then upsampled back to S x S."""
+    size = images.shape[-1]
+    template = face_template(max(8, size * 7 // 32))
+    side = template.shape[-1]
+    gray = F.avg_pool2d(grayscale(images), 2)
+    pad = (side // 2, side - 1 - side // 2, side // 2, side - 1 - side // 2)
+    padded = F.pad(gray, pad, mode="reflect")
+    ones = torch.ones_like(template)
+    count = float(side * side)
+    local_sum = F.conv2d(padded, ones)
+    local_sq = F.conv2d(padded ** 2, ones)
+    local_norm = (local_sq - local_sum ** 2 / count).clamp_min(0).sqrt()
+    ncc = F.conv2d(padded, template) / (local_norm + 0.25)  # the constant stops flat regions from scoring
+    return F.interpolate(ncc.clamp_min(0) ** 2, size=(size, size), mode="nearest")
+
+
+def contrast_map(images: torch.Tensor) -> torch.Tensor:
+    """Broadband local contrast energy (every V4 pixel responds to it a little)."""
+    d = gaussian_derivatives(grayscale(images), 1.5)
+    return d["x"] ** 2 + d["y"] ** 2
+
+
+def feature_map(images: torch.Tensor, family: str, parameter: float | None = None) -> torch.Tensor:
+    """One family's drive map, [N, 1, S, S]. parameter: preferred hue in [0, 1) for colour, orientation index for
+    edges (0 horizontal .. 3 of 4), ignored otherwise."""
+    if family == "colour":
+        return hue_map(images, 0.0 if parameter is None else float(parameter))
+    if family == "texture":
+        return texture_map(images)
+    if family == "edges":
+        return edge_map(images, 0 if parameter is None else int(parameter))
+    if family == "curvature":
+        return curvature_map(images)
+    if family == "face":
+        return face_map(images)
+    if family == "contrast":
+        return contrast_map(images)
+    raise ValueError(f"unknown feature family {family!r}; known: {', '.join(FAMILIES)}, contrast")
+
+
+def pooled_feature_maps(images: np.ndarray | torch.Tensor, specs: list[tuple[str, float | None]],
+                        batch_size: int = 256) -> np.ndarray:
+    """Drive maps for several (family, parameter) specs, average-pooled by POOL: [N, len(specs), S/POOL, S/POOL]."""
+    images = torch.as_tensor(images, dtype=torch.float32)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = images[start: start + batch_size]
+            maps = torch.cat([feature_map(batch, family, parameter) for family, parameter in specs], dim=1)
+            out.append(F.avg_pool2d(maps, POOL).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def central_window(size: int, sigma_fraction: float = 0.25) -> np.ndarray:
+    """A Gaussian weighting window centred on the image, summing to 1."""
+    x = np.arange(size) - (size - 1) / 2
+    g = np.exp(-x ** 2 / (2 * (sigma_fraction * size) ** 2))
+    window = np.outer(g, g)
+    return (window / window.sum()).astype(np.float32)
+
+
+def image_statistics(images: np.ndarray | torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """One number per image and family, centre-weighted: colourfulness, fine texture, edge orientedness,
+    curvature, face-likeness (used to name domains from their preferred images)."""
+    images = torch.as_tensor(images, dtype=torch.float32)
+    window = torch.from_numpy(central_window(images.shape[-1]))
+    stats: dict[str, list[np.ndarray]] = {name: [] for name in FAMILIES}
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = images[start: start + batch_size]
+            _, saturation, value = hsv(batch)
+            energy = orientation_energies(batch)
+            orientedness = (energy.max(1, keepdim=True).values - energy.mean(1, keepdim=True))
+            values = {
+                "colour": saturation * value,
+                "texture": texture_map(batch),
+                "edges": orientedness,
+                "curvature": curvature_map(batch),
+                "face": face_map(batch),
+            }
+            for name, tensor in values.items():
+                stats[name].append((tensor[:, 0] * window).sum((1, 2)).numpy())
+    return {name: np.concatenate(parts) for name, parts in stats.items()}

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from tunelab.cortex import features
+from tunelab.cortex.images import ImageBank, deduplicate, grating, load_image_folder, offline_bank
+from tunelab.errors import UserError
+
+
+def test_offline_bank_is_distinct_fixed_size_patches(small_bank):
+    assert small_bank.images.shape == (160, 3, 32, 32)
+    assert small_bank.images.min() >= 0 and small_bank.images.max() <= 1
+    assert len(deduplicate(small_bank.images)) == len(small_bank)
+    assert any("face" in s for s in small_bank.sources)
+
+
+def test_deduplicate_drops_copies():
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 3, 32, 32)).astype(np.float32)
+    doubled = np.concatenate([images, images[:2] * 0.98 + 0.01])
+    np.testing.assert_array_equal(deduplicate(doubled), np.arange(5))
+
+
+def test_image_folder_loader(tmp_path):
+    import skimage.io
+
+    for i, shape in enumerate([(40, 60, 3), (50, 50)]):
+        skimage.io.imsave(tmp_path / f"img{i}.png", (np.random.default_rng(i).random(shape) * 255).astype(np.uint8),
+                          check_contrast=False)
+    bank = load_image_folder(tmp_path, size=32)
+    assert bank.images.shape == (2, 3, 32, 32) and bank.sources == ["img0.png", "img1.png"]
+    with pytest.raises(UserError, match="not found"):
+        load_image_folder(tmp_path / "missing", size=32)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images"):
+        load_image_folder(tmp_path / "empty", size=32)
+
+
+def test_feature_statistics_rank_designed_images():
+    size = 32
+    flat_gray = np.full((3, size, size), 0.5, np.float32)
+    red = flat_gray.copy()
+    red[0], red[1], red[2] = 0.9, 0.1, 0.1
+    lines = grating(size, "horizontal")
+    rng = np.random.default_rng(0)
+    noise = np.repeat(rng.random((1, size, size)).astype(np.float32), 3, 0)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    disc = np.repeat(((yy ** 2 + xx ** 2) < 36).astype(np.float32)[None], 3, 0)
+    stats = features.image_statistics(np.stack([flat_gray, red, lines, noise, disc]))
+    assert stats["colour"].argmax() == 1
+    assert stats["edges"].argmax() == 2
+    assert stats["texture"].argmax() == 3
+    # a disc has curvature everywhere along its border; a straight grating has almost none
+    assert stats["curvature"][4] > 5 * stats["curvature"][2]
+
+
+def test_hsv_matches_skimage():
+    from skimage.color import rgb2hsv
+    import torch
+
+    rng = np.random.default_rng(2)
+    images = rng.random((2, 3, 8, 8)).astype(np.float32)
+    hue, sat, val = features.hsv(torch.from_numpy(images))
+    expected = rgb2hsv(images.transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(hue[:, 0].numpy(), expected[..., 0], atol=1e-4)
+    np.testing.assert_allclose(sat[:, 0].numpy(), expected[..., 1], atol=1e-4)
+    np.testing.assert_allclose(val[:, 0].numpy(), expected[..., 2], atol=1e-6)
