@@ -108,6 +108,21 @@ class OpenAILLM:
 
 # ============================================================================ local transformers model
 
+class StopOnText:
+    """Stop when a stop string appears in the NEW text only. (transformers' `stop_strings` also matches across the
+    prompt boundary: the chat template ends with a newline, so "\nThought" would stop right after "Thought".)"""
+
+    def __init__(self, tokenizer, prompt_len: int, stops: list[str]):
+        self.tokenizer, self.prompt_len, self.stops = tokenizer, prompt_len, list(stops)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        flags = [any(s in self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True) for s in self.stops)
+                 for row in input_ids]
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+
 class TransformersLLM:
     """A local causal LM with its chat template; greedy decoding with stop strings."""
 
@@ -134,11 +149,14 @@ class TransformersLLM:
     def complete(self, messages, stop=None, max_tokens=384, tools=None) -> Completion:
         import torch
 
+        from transformers import StoppingCriteriaList
+
         ids = self.prompt_ids(messages)
         start = time.perf_counter()
+        criteria = StoppingCriteriaList([StopOnText(self.tokenizer, ids.shape[1], stop)] if stop else [])
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
-                                      do_sample=False, stop_strings=stop or None, tokenizer=self.tokenizer,
+                                      do_sample=False, stopping_criteria=criteria,
                                       pad_token_id=self.tokenizer.pad_token_id)
         new = out[0, ids.shape[1]:]
         text = cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), stop)
