@@ -1,0 +1,64 @@
+"""Training arguments of the DPO / EPA trainer (transformers' TrainingArguments plus the preference knobs)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from transformers import TrainingArguments
+
+from tunelab.errors import UserError
+
+METHODS = ("dpo", "epa")
+WEAK_SOURCES = ("chosen", "rejected", "both")
+DEFAULT_WEAK = {"dpo": 0, "epa": 2}
+
+
+@dataclasses.dataclass
+class AlignConfig(TrainingArguments):
+    """Defaults: beta 0.1 (TRL's DPO default); EPA w = 1 (the positive's own term, so ns=1, nw=0 is DPO);
+    ns = 1 strong negative (offline data rarely has more); nw = 2 weak negatives drawn from the other
+    prompts' chosen and rejected responses (the theory experiment shows weak negatives are what makes the
+    solution unique; more of them cost one extra sequence each per prompt)."""
+
+    method: str = dataclasses.field(default="epa", metadata={"help": "dpo or epa"})
+    beta: float = dataclasses.field(default=0.1, metadata={"help": "KL strength in r = beta*log(pi/pi_ref)"})
+    num_strong: int = dataclasses.field(default=1, metadata={"help": "strong negatives per prompt (ns)"})
+    num_weak: int | None = dataclasses.field(
+        default=None, metadata={"help": "weak negatives per prompt (nw); default 2 for EPA, 0 for DPO"}
+    )
+    w: float = dataclasses.field(default=1.0, metadata={"help": "EPA stabiliser inside the log"})
+    weak_weight: float = dataclasses.field(default=1.0, metadata={"help": "weight of each weak term"})
+    weak_source: str = dataclasses.field(default="both", metadata={"help": "pool of weak negatives"})
+    max_length: int = dataclasses.field(default=512, metadata={"help": "prompt+response tokens (responses cut)"})
+    precompute_ref_log_probs: bool = dataclasses.field(
+        default=True, metadata={"help": "reference log-probs once before training (else every step)"}
+    )
+    reference_batch_size: int = dataclasses.field(default=8, metadata={"help": "groups per reference batch"})
+    remove_unused_columns: bool = False
+    report_to: str | list[str] | None = "none"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_weak is None:
+            self.num_weak = DEFAULT_WEAK[self.method] if self.method in DEFAULT_WEAK else 0
+        check_preference_options(self)
+
+
+def check_preference_options(cfg) -> None:
+    """UserError for inconsistent options (shared by the CLI and the config)."""
+    if cfg.method not in METHODS:
+        raise UserError(f"unknown method '{cfg.method}' (dpo or epa)")
+    if cfg.beta <= 0:
+        raise UserError("beta must be > 0")
+    if cfg.num_strong < 1:
+        raise UserError("num_strong (ns) must be >= 1")
+    if cfg.num_weak < 0:
+        raise UserError("num_weak (nw) must be >= 0")
+    if cfg.method == "dpo" and (cfg.num_strong != 1 or cfg.num_weak != 0):
+        raise UserError("DPO uses exactly one rejected response: set num_strong=1 and num_weak=0 (or use epa)")
+    if cfg.w < 0 or cfg.weak_weight < 0:
+        raise UserError("w and weak_weight must be >= 0")
+    if cfg.weak_source not in WEAK_SOURCES:
+        raise UserError(f"unknown weak source '{cfg.weak_source}' (chosen, rejected or both)")
+    if cfg.max_length < 2:
+        raise UserError("max_length must be >= 2")

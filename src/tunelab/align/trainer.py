@@ -1,0 +1,143 @@
+"""DPO and EPA on transformers' Trainer: one batched forward over each prompt's 1 + ns + nw sequences.
+
+Reference log-probs are computed once before training and stored with the data (the default), or on
+every step from the adapter-disabled PEFT model / a frozen copy. Runs under `accelerate launch` as it is,
+and checkpoints / resumes through Trainer (`resume_from_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from functools import partial
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from transformers import Trainer
+
+from tunelab.align.config import AlignConfig
+from tunelab.align.data import choose_weak_negatives, collate_groups, normalize_records, tokenize_group
+from tunelab.align.logprobs import group_reference_logps, is_peft_model, reference_context, sequence_logps
+from tunelab.align.losses import epa_loss_from_rewards
+from tunelab.errors import UserError
+
+
+class GroupDataset(Dataset):
+    """Tokenised prompt groups (dicts from `tokenize_group`, optionally with `reference_logps`)."""
+
+    def __init__(self, groups: Sequence[dict]):
+        self.groups = list(groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.groups[index]
+
+
+def prepare_groups(records: Sequence[dict], tokenizer, args: AlignConfig) -> list[dict]:
+    """Validate records, draw weak negatives (fixed by args.seed) and tokenise every group."""
+    examples = normalize_records(records, ns=args.num_strong)
+    weak = choose_weak_negatives(examples, args.num_weak, args.weak_source, seed=args.seed)
+    return [tokenize_group(tokenizer, ex, args.num_strong, weak[i], args.max_length, index=i)
+            for i, ex in enumerate(examples)]
+
+
+def _collate(groups: Sequence[dict], pad_token_id: int) -> dict:
+    batch = collate_groups(groups, pad_token_id)
+    batch.pop("group_size")
+    batch.pop("num_strong")
+    return batch
+
+
+def preference_loss(rewards: torch.Tensor, args: AlignConfig) -> torch.Tensor:
+    """Per-prompt loss from implicit rewards [B, 1 + ns + nw] laid out [chosen, strong..., weak...]."""
+    chosen, strong, weak = rewards[:, 0], rewards[:, 1 : 1 + args.num_strong], rewards[:, 1 + args.num_strong :]
+    if args.method == "dpo":
+        return -F.logsigmoid(chosen - strong[:, 0])
+    return epa_loss_from_rewards(chosen, strong, weak, w=args.w, weak_weight=args.weak_weight)
+
+
+class PreferenceTrainer(Trainer):
+    """Trainer for `method` in {dpo, epa}. `train_dataset`: records with prompt / chosen / rejected."""
+
+    def __init__(self, model, args: AlignConfig, train_dataset: Sequence[dict], processing_class,
+                 ref_model=None, peft_config=None, callbacks=None, reference_progress=None):
+        if peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+        self.ref_model = ref_model
+        groups = prepare_groups(list(train_dataset), processing_class, args)
+        pad_id = processing_class.pad_token_id
+        if pad_id is None:
+            pad_id = processing_class.eos_token_id
+        if args.precompute_ref_log_probs:
+            # before any update, the model itself (adapters off under PEFT) is the reference
+            reference = ref_model if ref_model is not None else model
+            logps = group_reference_logps(reference, groups, pad_id, args.reference_batch_size, progress=reference_progress)
+            for group, row in zip(groups, logps):
+                group["reference_logps"] = row
+        elif ref_model is None and not is_peft_model(model):
+            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._align_metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        super().__init__(model=model, args=args, train_dataset=GroupDataset(groups),
+                         data_collator=partial(_collate, pad_token_id=pad_id),
+                         processing_class=processing_class, callbacks=callbacks)
+
+    def _reference_logps(self, model, batch: dict) -> torch.Tensor:
+        with torch.no_grad():
+            if self.ref_model is not None:
+                return sequence_logps(self.ref_model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+            unwrapped = self.accelerator.unwrap_model(model)
+            with reference_context(unwrapped):
+                return sequence_logps(model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        args: AlignConfig = self.args
+        group = 1 + args.num_strong + args.num_weak
+        logps = sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"])
+        logps = logps.view(-1, group)
+        if "reference_logps" in inputs:
+            ref = inputs["reference_logps"].to(logps.dtype)
+        else:
+            ref = self._reference_logps(model, inputs).view(-1, group)
+        rewards = args.beta * (logps - ref)
+        per_prompt = preference_loss(rewards, args)
+        loss = per_prompt.mean()
+        if not torch.isfinite(loss):
+            raise UserError(f"the {args.method} loss became {float(loss)} at step {self.state.global_step}: "
+                            "lower the learning rate or beta")
+        self._record(rewards.detach(), per_prompt.detach())
+        return (loss, {"rewards": rewards}) if return_outputs else loss
+
+    def _record(self, rewards: torch.Tensor, per_prompt: torch.Tensor) -> None:
+        ns = self.args.num_strong
+        mode = "train" if self.model.training else "eval"
+        gather = self.accelerator.gather_for_metrics
+        chosen, strong, weak = rewards[:, 0], rewards[:, 1 : 1 + ns], rewards[:, 1 + ns :]
+        m = self._align_metrics[mode]
+        m["rewards/chosen"].append(float(gather(chosen).mean()))
+        m["rewards/rejected"].append(float(gather(strong).mean()))
+        m["rewards/margins"].append(float(gather(chosen - strong.mean(-1)).mean()))
+        m["rewards/accuracies"].append(float(gather((chosen.unsqueeze(-1) > strong).all(-1).float()).mean()))
+        if weak.shape[-1] > 0:
+            m["rewards/weak"].append(float(gather(weak).mean()))
+            m["rewards/weak_accuracies"].append(float(gather((chosen.unsqueeze(-1) > weak).all(-1).float()).mean()))
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "eval" if any(k.startswith("eval_") for k in logs) else "train"
+        prefix = "eval_" if mode == "eval" else ""
+        for key, values in self._align_metrics[mode].items():
+            if values:
+                logs[prefix + key] = sum(values) / len(values)
+        self._align_metrics[mode].clear()
+        super().log(logs, start_time)
