@@ -1,0 +1,183 @@
+"""`tunelab sql`: ask a database a question with the Interactive-T2S agent, evaluate, build the value index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from tunelab.errors import UserError
+
+app = typer.Typer(help="Interactive-T2S: a tool-using LLM agent that writes SQL against a read-only database.",
+                  no_args_is_help=True)
+
+MODEL_HELP = "Local model (embedded name, folder, hub id) or, with --base-url, the endpoint's model name."
+
+
+def make_llm(model: str, base_url: str | None, threads: int | None):
+    from tunelab.text2sql.llm import make_llm as build
+
+    return build(model, base_url, threads)
+
+
+def _open(db: Path):
+    from tunelab.text2sql.db import open_database
+
+    return open_database(db)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question, in natural language."),
+    db: Path = typer.Option(..., "--db", help="SQLite or DuckDB file (opened read-only)."),
+    model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help=MODEL_HELP),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)."),
+    protocol: str = typer.Option("text", "--protocol", help="text (Thought/Action) or tools (native tool calls)."),
+    max_turns: int = typer.Option(12, "--max-turns", min=1),
+    budget_s: float = typer.Option(300.0, "--budget-s", help="Wall-clock budget for the whole question."),
+    encoder: str = typer.Option("all-minilm-l6-v2", "--encoder", help="SearchColumn encoder; 'none' for BM25."),
+    trajectory: Path = typer.Option(None, "--trajectory", help="Write the full trajectory (JSON) here."),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for a local model."),
+    as_json: bool = typer.Option(False, "--json", help="Print the trajectory as JSON instead of the steps."),
+) -> None:
+    """Answer QUESTION step by step; prints each step as it happens, then the SQL and its result."""
+    from tunelab.io import atomic_write_text
+    from tunelab.text2sql.agent import Agent
+    from tunelab.text2sql.tools import Toolbox
+
+    if not question.strip():
+        raise UserError("the question is empty")
+    if protocol not in ("text", "tools"):
+        raise UserError(f"unknown protocol '{protocol}': use text or tools")
+    if protocol == "tools" and not base_url:
+        raise UserError("--protocol tools needs an endpoint with native tool calling (--base-url)")
+    with _open(db) as database:
+        box = Toolbox(database, encoder=None if encoder.lower() == "none" else encoder)
+        llm = make_llm(model, base_url, threads)
+
+        def show(step) -> None:
+            if not as_json:
+                typer.echo(f"--- turn {step.turn} ({step.llm_s:.1f} s)\n{step.reply.strip()}\n"
+                           f"Observation: {step.observation}")
+
+        traj = Agent(box, llm, max_turns=max_turns, budget_s=budget_s, protocol=protocol, on_step=show).run(question)
+        box.close()
+        if trajectory:
+            atomic_write_text(trajectory, traj.to_json())
+        if as_json:
+            typer.echo(traj.to_json())
+            return
+        typer.echo(f"=== {traj.status} after {len(traj.steps)} turns, {traj.prompt_tokens} prompt + "
+                   f"{traj.completion_tokens} completion tokens, {traj.wall_s:.1f} s")
+        if traj.error:
+            typer.echo(f"LLM error: {traj.error}", err=True)
+        if traj.final_sql is None:
+            typer.echo("no SQL answer")
+            raise typer.Exit(1)
+        from tunelab.text2sql.db import format_rows
+
+        typer.echo(f"SQL: {traj.final_sql}")
+        typer.echo(format_rows(database.execute(traj.final_sql)))
+
+
+@app.command()
+def index(
+    db: Path = typer.Option(..., "--db", help="SQLite or DuckDB file."),
+    out: Path = typer.Option(None, "--out", help="Index file (default: beside the database)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Build (or reuse) SearchValue's persistent value index for a database."""
+    from tunelab.text2sql.schema import introspect
+    from tunelab.text2sql.value_index import ValueIndex
+
+    with _open(db) as database:
+        schema = introspect(database)
+        idx = ValueIndex.open_or_build(database, schema, out)
+        info = {**idx.meta(), "index": str(idx.path)}
+        idx.close()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+    else:
+        typer.echo(f"{info['values']:,} values from {info['columns']} text columns in {info['index']} "
+                   f"(built in {info['build_s']:.1f} s)")
+
+
+@app.command()
+def schema(
+    db: Path = typer.Option(..., "--db", help="SQLite or DuckDB file."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The agent's start context: tables, primary keys, foreign keys (declared or inferred), row counts."""
+    from tunelab.io import to_jsonable
+    from tunelab.text2sql.prompts import table_summary
+    from tunelab.text2sql.schema import introspect
+
+    with _open(db) as database:
+        found = introspect(database)
+    if as_json:
+        typer.echo(json.dumps(to_jsonable({"tables": found.tables, "foreign_keys": found.foreign_keys}), indent=2))
+    else:
+        typer.echo(table_summary(found))
+        inferred = [k.render() for k in found.foreign_keys if k.inferred]
+        if inferred:
+            typer.echo(f"({len(inferred)} foreign keys inferred: the database declares none)")
+
+
+@app.command("eval")
+def evaluate_command(
+    bird: Path = typer.Option(None, "--bird", help="BIRD folder (dev.json + dev_databases/)."),
+    questions: Path = typer.Option(None, "--questions", help="Question file (JSON/JSONL: db, question, sql)."),
+    method: str = typer.Option("agent", "--method", help="agent or baseline (full schema, single shot)."),
+    model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help=MODEL_HELP),
+    base_url: str = typer.Option(None, "--base-url"),
+    limit: int = typer.Option(None, "--limit", min=1, help="Evaluate only the first N questions."),
+    out: Path = typer.Option(None, "--out", help="Folder for outcomes.json and summary.json."),
+    threads: int = typer.Option(None, "--threads"),
+    ves_repeats: int = typer.Option(0, "--ves-repeats", help="Timing repeats for R-VES (0: single timing)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """BIRD-exact execution accuracy (EX, by difficulty), error rate, turns, tokens and latency."""
+    from tunelab.io import atomic_write_json, staged_dir, to_jsonable
+    from tunelab.text2sql.agent import Agent
+    from tunelab.text2sql.baseline import predict_full_schema
+    from tunelab.text2sql.db import open_database
+    from tunelab.text2sql.evaluate import Prediction, evaluate, load_bird, load_questions
+    from tunelab.text2sql.tools import Toolbox, load_encoder_or_none
+
+    if (bird is None) == (questions is None):
+        raise UserError("give exactly one of --bird DIR or --questions FILE")
+    if method not in ("agent", "baseline"):
+        raise UserError(f"unknown method '{method}': use agent or baseline")
+    examples = load_bird(bird) if bird else load_questions(questions)
+    if not examples:
+        raise UserError("no questions to evaluate")
+    examples = examples[:limit] if limit else examples
+    llm = make_llm(model, base_url, threads)
+    encoder = load_encoder_or_none("all-minilm-l6-v2") if method == "agent" else None
+    boxes: dict[str, Toolbox] = {}
+
+    def predict(db, example) -> Prediction:
+        if str(db.path) not in boxes:
+            boxes[str(db.path)] = Toolbox(db, encoder=encoder)
+        box = boxes[str(db.path)]
+        if method == "baseline":
+            return predict_full_schema(llm, box.schema, example.question, example.evidence)
+        traj = Agent(box, llm).run(example.question, example.evidence)
+        return Prediction(traj.final_sql, len(traj.steps), traj.prompt_tokens, traj.completion_tokens, traj.wall_s,
+                          traj.status, traj.to_dict())
+
+    outcomes, summary = evaluate(examples, predict, open_database, ves_repeats=ves_repeats)
+    if out:
+        with staged_dir(out) as tmp:
+            atomic_write_json(tmp / "outcomes.json", outcomes)
+            atomic_write_json(tmp / "summary.json", {"method": method, "model": model, **summary})
+    if as_json:
+        typer.echo(json.dumps(to_jsonable({"method": method, "model": model, **summary}), indent=2))
+        return
+    for bucket, numbers in summary.items():
+        if numbers.get("n"):
+            typer.echo(f"{bucket:12s} n={numbers['n']:4d}  EX {numbers['ex']:5.1f}  test-suite {numbers['test_suite']:5.1f}"
+                       f"  R-VES {numbers['r_ves']:5.1f}  errors {numbers['error_rate']:5.1f}%  turns "
+                       f"{numbers['mean_turns']:.1f}  tokens {numbers['mean_prompt_tokens']:.0f}+"
+                       f"{numbers['mean_completion_tokens']:.0f}  latency {numbers['median_latency_s']:.1f} s")
