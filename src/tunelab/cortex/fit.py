@@ -1,0 +1,189 @@
+"""Fitting an encoding model to a recording: trial-averaged, per-pixel standardised targets, Adam, early stopping on
+validation correlation (best weights restored), evaluation on held-out test images with the noise-ceiling metrics."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tunelab.cortex import metrics
+from tunelab.cortex.model import LOSS_FUNCTIONS, LOSSES, EncodingModel, ModelConfig, build_model
+from tunelab.cortex.recording import Recording
+from tunelab.errors import UserError
+
+
+@dataclasses.dataclass
+class FitConfig:
+    loss: str = "mse"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 5e-3
+    patience: int = 4  # epochs without a better validation correlation before stopping
+    readout_reg: float = 0.01  # weight of the readout's L1 regulariser
+    weight_decay: float = 1e-5
+    test_fraction: float = 0.1
+    validation_fraction: float = 0.1
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise UserError("epochs must be >= 1 and batch size >= 2")
+
+
+@dataclasses.dataclass
+class FittedModel:
+    """A trained model plus what it needs to speak in the recording's units and pixel indices."""
+
+    model: EncodingModel
+    model_config: ModelConfig
+    image_size: int
+    unit_pixels: np.ndarray  # sheet pixel index of each model unit (usable pixels only)
+    sheet_shape: tuple[int, int]
+    offset: np.ndarray  # prediction in response units = offset + scale * model output
+    scale: np.ndarray
+    history: list[dict] = dataclasses.field(default_factory=list)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_pixels)
+
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Responses [n_images, n_units] in the recording's units."""
+        return self.offset + self.scale * predict_raw(self.model, images, batch_size)
+
+    def save(self, folder: str | Path) -> None:
+        from tunelab.io import atomic_write_bytes, atomic_write_json
+        import io
+
+        folder = Path(folder)
+        buffer = io.BytesIO()
+        torch.save(self.model.state_dict(), buffer)
+        atomic_write_bytes(folder / "model.pt", buffer.getvalue())
+        arrays = io.BytesIO()
+        np.savez(arrays, unit_pixels=self.unit_pixels, offset=self.offset, scale=self.scale)
+        atomic_write_bytes(folder / "model_arrays.npz", arrays.getvalue())
+        atomic_write_json(folder / "model.json", {"model_config": dataclasses.asdict(self.model_config),
+                                                  "image_size": self.image_size, "sheet_shape": self.sheet_shape,
+                                                  "history": self.history})
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "FittedModel":
+        folder = Path(folder)
+        if not (folder / "model.json").exists():
+            raise UserError(f"no fitted model in {folder} (expected model.json, model.pt; run `tunelab cortex fit`)")
+        meta = json.loads((folder / "model.json").read_text())
+        with np.load(folder / "model_arrays.npz") as arrays:
+            unit_pixels, offset, scale = arrays["unit_pixels"], arrays["offset"], arrays["scale"]
+        config = ModelConfig(**meta["model_config"])
+        sheet_shape = tuple(meta["sheet_shape"])
+        model = build_model(config, meta["image_size"], len(unit_pixels), cortical_coords(unit_pixels, sheet_shape))
+        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+        model.eval()
+        return cls(model, config, meta["image_size"], unit_pixels, sheet_shape, offset, scale, meta["history"])
+
+
+def cortical_coords(unit_pixels: np.ndarray, sheet_shape: tuple[int, int]) -> np.ndarray:
+    rows, cols = np.divmod(np.asarray(unit_pixels), sheet_shape[1])
+    return np.stack([rows, cols], 1).astype(np.float32)
+
+
+@torch.no_grad()
+def predict_raw(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    out = [model(torch.as_tensor(images[i: i + batch_size], dtype=torch.float32)).numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out).astype(np.float64)
+
+
+def standardise_targets(mean_responses: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, scale) per unit so that targets = (y - offset) / scale: z-scores, or mean-scaled for Poisson."""
+    if loss == "poisson":
+        if mean_responses.min() < 0:
+            raise UserError(f"the poisson loss needs non-negative responses; the smallest is "
+                            f"{mean_responses.min():.3g} (use --loss mse or correlation)")
+        return np.zeros(mean_responses.shape[1]), mean_responses.mean(0) + 1e-8
+    return mean_responses.mean(0), mean_responses.std(0) + 1e-8
+
+
+def fit_model(recording: Recording, model_config: ModelConfig | None = None, fit_config: FitConfig | None = None,
+              model: EncodingModel | None = None, progress: bool = True, on_epoch=None) -> tuple[FittedModel, dict]:
+    """Train on the recording's train images; returns the fitted model and a report (test metrics, timing)."""
+    model_config = model_config or ModelConfig()
+    fit_config = fit_config or FitConfig()
+    if fit_config.loss == "poisson" and model_config.output != "elu1":
+        model_config = dataclasses.replace(model_config, output="elu1")
+    torch.set_num_threads(fit_config.threads)
+    torch.manual_seed(fit_config.seed)
+    unit_pixels = np.flatnonzero(recording.pixel_mask)
+    responses = recording.responses[:, :, unit_pixels]
+    split = recording.split(fit_config.test_fraction, fit_config.validation_fraction, fit_config.seed)
+    averaged = responses.mean(axis=1)
+    offset, scale = standardise_targets(averaged[split["train"]], fit_config.loss)
+    targets = ((averaged - offset) / scale).astype(np.float32)
+    images = recording.images.images
+    if model is None:
+        model = build_model(model_config, images.shape[-1], len(unit_pixels),
+                            cortical_coords(unit_pixels, recording.sheet_shape), fit_config.seed)
+    with torch.no_grad():  # start every unit at its mean response
+        model.readout.bias.copy_(torch.as_tensor(targets[split["train"]].mean(0)))
+    loss_function = LOSS_FUNCTIONS[fit_config.loss]
+    optimiser = torch.optim.Adam(model.parameters(), lr=fit_config.lr, weight_decay=fit_config.weight_decay)
+    train_images = torch.from_numpy(images[split["train"]])
+    train_targets = torch.from_numpy(targets[split["train"]])
+    rng = np.random.default_rng(fit_config.seed)
+    best = (-np.inf, None, 0)
+    history = []
+    start = time.perf_counter()
+    epochs = range(fit_config.epochs)
+    if progress:
+        from tunelab.progress import track
+
+        epochs = track(epochs, f"fitting {model_config.readout} readout ({len(unit_pixels)} pixels)")
+    for epoch in epochs:
+        model.train()
+        order = rng.permutation(len(train_images))
+        losses = []
+        for i in range(0, len(order) - fit_config.batch_size // 2, fit_config.batch_size):
+            batch = order[i: i + fit_config.batch_size]
+            prediction = model(train_images[batch])
+            loss = loss_function(prediction, train_targets[batch]) + fit_config.readout_reg * model.readout.regularizer()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        val_prediction = predict_raw(model, images[split["validation"]])
+        val_corr = float(np.mean(metrics.columnwise_corr(val_prediction, targets[split["validation"]])))
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "validation_correlation": val_corr,
+                        "seconds": time.perf_counter() - start})
+        if on_epoch is not None:
+            on_epoch(history[-1])
+        if val_corr > best[0]:
+            best = (val_corr, copy.deepcopy(model.state_dict()), epoch)
+        elif epoch - best[2] >= fit_config.patience:
+            break
+    model.load_state_dict(best[1])
+    model.eval()
+    seconds = time.perf_counter() - start
+    if fit_config.loss == "correlation":  # scale-free predictions: map them to response units on validation data
+        raw = predict_raw(model, images[split["validation"]])
+        slope = metrics.columnwise_corr(raw, targets[split["validation"]]) * targets[split["validation"]].std(0) / (
+            raw.std(0) + 1e-8)
+        intercept = targets[split["validation"]].mean(0) - slope * raw.mean(0)
+        offset, scale = offset + scale * intercept, scale * slope
+    fitted = FittedModel(model, model_config, int(images.shape[-1]), unit_pixels, recording.sheet_shape,
+                         np.asarray(offset, dtype=np.float64), np.asarray(scale, dtype=np.float64), history)
+    per_unit = metrics.evaluate(responses[split["test"]].astype(np.float64), fitted.predict(images[split["test"]]))
+    report = {"fit_seconds": seconds, "epochs_run": len(history), "best_epoch": best[2],
+              "best_validation_correlation": best[0], "n_units": len(unit_pixels),
+              "masked_pixels": int(recording.n_pixels - len(unit_pixels)),
+              "test": metrics.summarise(per_unit), "per_unit": per_unit, "split": split}
+    return fitted, report

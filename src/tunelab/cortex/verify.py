@@ -1,0 +1,71 @@
+"""Verification: show each domain's predicted preferred images in a new imaging session (the simulator, or a user's
+recorded session) and measure whether each domain answers its own images more than the rest of the sheet does;
+on simulations, compare the recovered map with the true one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tunelab.errors import UserError
+
+
+def set_responses(session: np.ndarray, set_of_image: np.ndarray) -> np.ndarray:
+    """Mean response of every pixel to every image set: session [image, repeat, pixel] -> [n_sets, pixel]."""
+    if len(set_of_image) != session.shape[0]:
+        raise UserError(f"the session has {session.shape[0]} images but {len(set_of_image)} set assignments")
+    averaged = np.nanmean(session, axis=1)
+    return np.stack([averaged[set_of_image == s].mean(0) for s in range(int(set_of_image.max()) + 1)])
+
+
+def domain_selectivity(per_set: np.ndarray, domain_map: np.ndarray, set_domains: list[int]) -> dict:
+    """For each image set (the preferred images of domain d): d' between the domain's pixels and all other pixels,
+    and whether d's pixels answer their own set more than any other set (after z-scoring each pixel over sets).
+
+    per_set [n_sets, pixel]; domain_map [H, W] (-1 masked); set_domains[s] = the domain set s was made for."""
+    labels = domain_map.ravel()
+    usable = (labels >= 0) & ~np.isnan(per_set).any(0)
+    z = (per_set - per_set.mean(0)) / (per_set.std(0) + 1e-8)  # pixel's relative preference across sets
+    rows = []
+    for s, domain in enumerate(set_domains):
+        inside = usable & (labels == domain)
+        outside = usable & (labels != domain)
+        if not inside.any() or not outside.any():
+            continue
+        a, b = per_set[s, inside], per_set[s, outside]
+        d_prime = (a.mean() - b.mean()) / np.sqrt(0.5 * (a.var() + b.var()) + 1e-12)
+        own = z[s, inside].mean()
+        others = [z[t, inside].mean() for t in range(len(set_domains)) if t != s]
+        rows.append({"domain": int(domain), "d_prime": float(d_prime), "inside": float(a.mean()),
+                     "outside": float(b.mean()), "prefers_own_set": bool(own > max(others, default=-np.inf))})
+    return {"per_domain": rows,
+            "median_d_prime": float(np.median([r["d_prime"] for r in rows])) if rows else float("nan"),
+            "fraction_preferring_own_set": float(np.mean([r["prefers_own_set"] for r in rows])) if rows else 0.0}
+
+
+def map_agreement(true_map: np.ndarray, recovered_map: np.ndarray) -> float:
+    """Adjusted Rand index over pixels that are usable in the recovered map."""
+    from sklearn.metrics import adjusted_rand_score
+
+    if true_map.shape != recovered_map.shape:
+        raise UserError(f"map shapes differ: {true_map.shape} vs {recovered_map.shape}")
+    usable = recovered_map >= 0
+    return float(adjusted_rand_score(true_map[usable], recovered_map[usable]))
+
+
+def preferred_feature_accuracy(true_map: np.ndarray, true_families: list[str], recovered_map: np.ndarray,
+                               recovered_labels: dict[int, str]) -> float:
+    """Fraction of usable pixels whose recovered domain's label equals the feature family they are truly tuned to."""
+    usable = recovered_map >= 0
+    truth = np.asarray(true_families)[true_map[usable]]
+    guess = np.asarray([recovered_labels.get(int(d), "") for d in recovered_map[usable]])
+    return float((truth == guess).mean())
+
+
+def in_silico_session(sheet, domain_images: dict[int, np.ndarray], repeats: int = 4, seed: int = 12345
+                      ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """New imaging of the simulated sheet with each domain's images: (session [image, repeat, pixel],
+    set index of each image, domain of each set)."""
+    set_domains = sorted(domain_images)
+    images = np.concatenate([domain_images[d] for d in set_domains])
+    set_of_image = np.concatenate([np.full(len(domain_images[d]), s) for s, d in enumerate(set_domains)])
+    return sheet.record(images, repeats, seed), set_of_image, set_domains

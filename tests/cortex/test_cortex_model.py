@@ -1,0 +1,79 @@
+"""Readouts against neuralpredictors' reference implementations with the same parameters; losses against torch's."""
+
+import numpy as np
+import pytest
+import torch
+
+from tunelab.cortex.model import (FactorisedReadout, GaussianReadout, ModelConfig, build_model, correlation_loss,
+                                  poisson_loss)
+from tunelab.errors import UserError
+
+np_readouts = pytest.importorskip("neuralpredictors.layers.readouts")
+
+
+def test_factorised_readout_matches_neuralpredictors():
+    torch.manual_seed(0)
+    ours = FactorisedReadout((5, 6, 6), 7)
+    reference = np_readouts.FullFactorized2d((5, 6, 6), 7, bias=True, normalize=True)
+    with torch.no_grad():
+        reference.spatial.copy_(ours.spatial)
+        reference._features.copy_(ours.features)
+        ours.bias.normal_()
+        reference.bias.copy_(ours.bias)
+    x = torch.randn(3, 5, 6, 6)
+    torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-5)
+    # regulariser: ours is mean_n |m_n|_1 |w_n|_1. neuralpredictors 0.3 broadcasts [n, 1] * [n] and so sums
+    # |m_n|_1 |w_k|_1 over all pairs (n, k); both are checked against their explicit formulas.
+    mask_l1 = ours.masks.flatten(1).abs().sum(1)
+    feature_l1 = ours.features.abs().sum(1)
+    torch.testing.assert_close(ours.regularizer(), (mask_l1 * feature_l1).mean())
+    torch.testing.assert_close(reference.l1(reduction="sum"), mask_l1.sum() * feature_l1.sum(), rtol=1e-4, atol=1e-6)
+
+
+def test_gaussian_readout_matches_neuralpredictors_at_evaluation():
+    torch.manual_seed(1)
+    ours = GaussianReadout((4, 8, 8), 9, coords=None)
+    reference = np_readouts.FullGaussian2d((4, 8, 8), 9, bias=True, gauss_type="isotropic")
+    with torch.no_grad():
+        ours.mu_free.uniform_(-0.9, 0.9)
+        ours.features.normal_()
+        reference._mu.copy_(ours.mu_free.view(1, 9, 1, 2))
+        reference._features.copy_(ours.features.T.reshape(1, 4, 1, 9))
+        reference.bias.copy_(ours.bias)
+    ours.eval()
+    reference.eval()
+    x = torch.randn(2, 4, 8, 8)
+    torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-5)
+
+
+def test_gaussian_readout_reads_the_feature_at_its_position():
+    readout = GaussianReadout((1, 5, 5), 1, coords=None).eval()
+    with torch.no_grad():
+        readout.mu_free.copy_(torch.tensor([[0.5, -1.0]]))  # x = column 3 of 0..4, y = row 0
+        readout.features.fill_(1.0)
+    x = torch.arange(25.0).view(1, 1, 5, 5)
+    assert readout(x).item() == pytest.approx(3.0)
+
+
+def test_cortical_positions_are_smooth_functions_of_coordinates():
+    coords = np.stack(np.divmod(np.arange(64), 8), 1)
+    readout = GaussianReadout((2, 4, 4), 64, coords=coords)
+    mu = readout.mu.detach().numpy().reshape(8, 8, 2)
+    assert np.abs(np.diff(mu, axis=0)).max() < 0.5 and np.abs(mu).max() <= 1
+
+
+def test_losses_match_torch_and_numpy():
+    torch.manual_seed(2)
+    prediction = torch.rand(16, 3) + 0.1
+    target = torch.poisson(torch.rand(16, 3) * 3)
+    expected = torch.nn.PoissonNLLLoss(log_input=False, full=False, eps=1e-8)(prediction, target)
+    torch.testing.assert_close(poisson_loss(prediction, target), expected)
+    r = np.mean([np.corrcoef(prediction[:, i], target[:, i])[0, 1] for i in range(3)])
+    assert correlation_loss(prediction, target).item() == pytest.approx(1 - r, abs=1e-5)
+
+
+def test_model_shapes_and_bad_config():
+    model = build_model(ModelConfig(), 64, 10, np.stack(np.divmod(np.arange(10), 5), 1)).eval()
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, 10)
+    with pytest.raises(UserError, match="unknown readout"):
+        ModelConfig(readout="attention")
