@@ -73,3 +73,15 @@ def test_single_class_labeled_set(pooled_setup):
     with pytest.raises(UserError, match="single class"):
         clf.fit(pool, idx, labels[idx], seed=0)
     assert "\n" not in str(UserError("a\nb"))
+
+
+@pytest.mark.parametrize("kind", ["random", "entropy", "badge", "embedding-kmeans"])
+def test_small_text_peers_run_on_our_classifier(kind, pooled_setup):
+    pytest.importorskip("small_text")
+    from tunelab.active.peers import SmallTextStrategy
+
+    clf, pool, labels, labeled = pooled_setup
+    picked = SmallTextStrategy(kind, num_labels=3).query(clf, pool, labeled, 6, np.random.default_rng(0))
+    assert len(set(picked.tolist())) == 6 and not set(picked.tolist()) & set(labeled.tolist())
+    if kind == "entropy":
+        assert set(picked.tolist()) == set(make_strategy("entropy").query(clf, pool, labeled, 6, None).tolist())

@@ -26,8 +26,10 @@ class ClassifierConfig:
     encoder: str = "all-minilm-l6-v2"
     trainable_layers: int = 0  # 0: head only on pooled states; k: last k layers too
     max_length: int = 64
-    steps: int = 300  # optimiser steps per round (retrained from the pretrained weights)
+    steps: int = 300  # AdamW steps per round when encoder layers train
     batch_size: int = 64
+    head_l2: float = 1e-3  # head only: L2 on the weights, full-batch L-BFGS (a convex problem)
+    lbfgs_iterations: int = 100
     head_lr: float = 1e-2
     layer_lr: float = 5e-5
     weight_decay: float = 1e-4
@@ -110,22 +112,41 @@ class ActiveClassifier:
         if self.model is None or not warm_start:
             self.model = self.fresh_model(seed)
         model, cfg = self.model, self.config
-        groups = [{"params": model.head.parameters(), "lr": cfg.head_lr}]
-        if len(model.layers):
-            groups.append({"params": model.layers.parameters(), "lr": cfg.layer_lr})
-        optimiser = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-        rng = np.random.default_rng(seed)
         targets = torch.as_tensor(labels, dtype=torch.long)
+        hidden_all, mask_all = pool.batch(idx)  # gathered once: the labelled set is small
         model.train()
+        if len(model.layers) == 0:
+            self._fit_head_lbfgs(hidden_all, mask_all, targets)
+        else:
+            self._fit_adamw(hidden_all, mask_all, targets, np.random.default_rng(seed))
+        model.eval()
+        return self
+
+    def _fit_head_lbfgs(self, hidden, mask, targets) -> None:
+        model, cfg = self.model, self.config
+        features = model.represent(hidden, mask).detach()
+        optimiser = torch.optim.LBFGS(model.head.parameters(), lr=1.0, max_iter=cfg.lbfgs_iterations,
+                                      history_size=20, line_search_fn="strong_wolfe")
+
+        def closure():
+            optimiser.zero_grad()
+            loss = F.cross_entropy(model.head(features), targets) + cfg.head_l2 * model.head.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimiser.step(closure)
+
+    def _fit_adamw(self, hidden, mask, targets, rng: np.random.Generator) -> None:
+        model, cfg = self.model, self.config
+        groups = [{"params": model.head.parameters(), "lr": cfg.head_lr},
+                  {"params": model.layers.parameters(), "lr": cfg.layer_lr}]
+        optimiser = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
         for _ in range(cfg.steps):
-            pick = rng.choice(len(idx), size=min(cfg.batch_size, len(idx)), replace=False)
-            hidden, mask = pool.batch(idx[pick])
-            loss = F.cross_entropy(model(hidden, mask), targets[pick])
+            pick = torch.as_tensor(rng.choice(len(targets), size=min(cfg.batch_size, len(targets)), replace=False))
+            loss = F.cross_entropy(model(hidden[pick], mask[pick]), targets[pick])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-        model.eval()
-        return self
 
     def _require_model(self) -> TopClassifier:
         if self.model is None:

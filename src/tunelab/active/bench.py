@@ -1,0 +1,203 @@
+"""The active-learning benchmark: every strategy and small-text's peers, seeds x rounds, per corpus.
+
+Runs are resumable (one state file per corpus / strategy / seed under `<out>/runs`), so an
+interrupted benchmark continues where it stopped. Results: `results.json`, one learning-curve
+PNG per corpus and a README table generated from the JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tunelab.active.classifier import ActiveClassifier, ClassifierConfig
+from tunelab.active.corpus import load_task
+from tunelab.active.loop import LoopConfig, run_loop
+from tunelab.active.metrics import summarise
+from tunelab.active.strategies import make_strategy
+
+OURS = ("random", "entropy", "least-confidence", "bert-km", "badge", "coreset", "vapal-alps", "vapal-badge")
+PEERS = ("small-text:random", "small-text:entropy", "small-text:badge", "small-text:embedding-kmeans")
+
+
+@dataclasses.dataclass
+class CorpusSpec:
+    source: str
+    max_pool: int | None
+    max_test: int | None
+    initial_size: int
+    query_size: int
+    rounds: int = 10
+
+
+def strategy_for(name: str, num_labels: int):
+    if name.startswith("small-text:"):
+        from tunelab.active.peers import SmallTextStrategy
+
+        return SmallTextStrategy(name.split(":", 1)[1], num_labels)
+    return make_strategy(name)
+
+
+def run_corpus(spec: CorpusSpec, strategies: list[str], seeds: list[int], out: Path,
+               classifier_config: ClassifierConfig, progress: bool = True) -> dict:
+    task = load_task(spec.source, max_pool=spec.max_pool, max_test=spec.max_test,
+                     encoder=classifier_config.encoder, trainable_layers=classifier_config.trainable_layers,
+                     max_length=classifier_config.max_length, progress=progress)
+    runs: dict[str, list[dict]] = {}
+    from tunelab.progress import track
+
+    jobs = [(name, seed) for name in strategies for seed in seeds]
+    for name, seed in (track(jobs, f"{spec.source}: runs") if progress else jobs):
+        config = LoopConfig(strategy=name, rounds=spec.rounds, query_size=spec.query_size,
+                            initial_size=spec.initial_size, seed=seed)
+        state = out / "runs" / spec.source / name.replace(":", "_") / f"seed{seed}.json"
+        model = ActiveClassifier.for_encoder(classifier_config, task.num_labels)
+        run = run_loop(task, model, config, state_path=state, strategy=strategy_for(name, task.num_labels),
+                       progress=False)
+        runs.setdefault(name, []).append(run)
+    summary = summarise(runs)
+    for name, entry in summary.items():
+        query_times = [r["query_s"] for run in runs[name] for r in run["rounds"][1:]]
+        entry["median_query_s"] = float(np.median(query_times)) if query_times else float("nan")
+    return {"source": spec.source, "pool": len(task.pool), "test": len(task.test), "labels": task.num_labels,
+            "spec": dataclasses.asdict(spec), "summary": summary}
+
+
+def plot_curves(corpus: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tunelab.io import atomic_savefig
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for name, entry in corpus["summary"].items():
+        curve = entry["curve"]
+        x, m, s = (np.array(curve[k]) for k in ("labels", "mean", "std"))
+        style = "--" if name.startswith("small-text") else "-"
+        width = 2.4 if name.startswith("vapal") else 1.3
+        (line,) = ax.plot(x, m, style, lw=width, label=name)
+        ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("labelled examples")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{corpus['source']}: {corpus['pool']} pool, {corpus['test']} test, {corpus['labels']} labels "
+                 f"(mean ± std, {next(iter(corpus['summary'].values()))['seeds']} seeds)", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    atomic_savefig(fig, path)
+    plt.close(fig)
+
+
+def aulc_table(corpora: list[dict]) -> tuple[list[str], list[list]]:
+    columns = ["corpus", "strategy", "AULC (acc) mean ± std", "AULC − random (paired) mean ± std",
+               "median query time / BADGE (ours)"]
+    rows = []
+    for corpus in corpora:
+        summary = corpus["summary"]
+        badge_time = summary.get("badge", {}).get("median_query_s", float("nan"))
+        for name, e in sorted(summary.items(), key=lambda kv: -kv[1]["aulc_mean"]):
+            rows.append([corpus["source"], name, f"{e['aulc_mean']:.4f} ± {e['aulc_std']:.4f}",
+                         f"{e.get('vs_random_mean', float('nan')):+.4f} ± {e.get('vs_random_std', float('nan')):.4f}",
+                         f"{e['median_query_s'] / badge_time:.2f}" if badge_time == badge_time else "n/a"])
+    return columns, rows
+
+
+def best_baseline(summary: dict) -> tuple[str, dict]:
+    baselines = {k: v for k, v in summary.items() if not k.startswith("vapal")}
+    name = max(baselines, key=lambda k: baselines[k]["aulc_mean"])
+    return name, baselines[name]
+
+
+def timed(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+DEFAULT_CORPORA = (
+    CorpusSpec("debian-sections", max_pool=5000, max_test=1000, initial_size=100, query_size=100),
+    CorpusSpec("stdlib-docs", max_pool=None, max_test=1000, initial_size=50, query_size=50),
+)
+SCALE_KINDS = ("vapal-badge", "vapal-alps", "badge", "small-text:badge")
+
+
+def readme_text(results: dict) -> str:
+    from tunelab.report import Table
+
+    corpora = list(results["corpora"].values())
+    columns, rows = aulc_table(corpora)
+    lines = ["# Active learning benchmark (VAPAL and baselines)", "",
+             "Generated by `benchmarks/active/run_bench.py` from `results/results.json`; do not edit by hand.", "",
+             f"Classifier: `{results['classifier']['encoder']}` encoder, "
+             f"{results['classifier']['trainable_layers']} trainable encoder layers (0 = linear head on cached "
+             f"mean-pooled states), {results['classifier']['steps']} AdamW steps per round, retrained from the "
+             f"same initialisation every round; seeds {results['seeds']}. small-text's strategies run on the same "
+             "classifier, features, initial sets and seeds.", ""]
+    for c in corpora:
+        s = c["spec"]
+        lines.append(f"- **{c['source']}**: pool {c['pool']}, test {c['test']}, {c['labels']} labels; "
+                     f"{s['initial_size']} random initial labels, then {s['rounds']} rounds of {s['query_size']}.")
+    lines += ["", "## AULC (normalised area under the accuracy curve)", "", Table(columns, rows).to_markdown(), ""]
+    lines += ["## VAPAL against the best baseline", ""]
+    for c in corpora:
+        name, base = best_baseline(c["summary"])
+        for v in ("vapal-alps", "vapal-badge"):
+            if v in c["summary"]:
+                e = c["summary"][v]
+                lines.append(f"- {c['source']}: {v} {e['aulc_mean']:.4f} ± {e['aulc_std']:.4f} vs best baseline "
+                             f"{name} {base['aulc_mean']:.4f} ± {base['aulc_std']:.4f} "
+                             f"(difference {e['aulc_mean'] - base['aulc_mean']:+.4f})")
+    lines.append("")
+    for c in corpora:
+        lines.append(f"![{c['source']}](results/curves-{c['source']}.png)")
+    scale = results.get("scale")
+    if scale:
+        res = scale["results"]
+        ref = res.get("badge", {})
+        lines += ["", f"## Selection cost on a {scale['pool_size']}-example pool", "",
+                  f"d = {scale['dim']}, C = {scale['classes']}, query size {scale['query_size']}, median of "
+                  f"{scale['repeats']} queries, one process per strategy, one thread; peak memory = rise of the "
+                  f"process's max RSS during the queries. A dense BADGE gradient matrix would hold "
+                  f"{scale['dense_gradient_matrix_gb_float64']:.2f} GB (float64).", "",
+                  "| strategy | median query time / BADGE (ours) | peak memory rise (MB) | memory / BADGE (ours) |",
+                  "|---|---|---|---|"]
+        for kind, r in res.items():
+            if "error" in r:
+                lines.append(f"| {kind} | {r['error']} | | |")
+                continue
+            t_ratio = r["median_s"] / ref["median_s"] if ref.get("median_s") else float("nan")
+            m_ratio = (r["peak_rss_rise_mb"] / ref["peak_rss_rise_mb"]
+                       if ref.get("peak_rss_rise_mb") else float("nan"))
+            lines.append(f"| {kind} | {t_ratio:.2f} | {r['peak_rss_rise_mb']:.1f} | {m_ratio:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_benchmark(out: Path, corpora=DEFAULT_CORPORA, strategies=OURS + PEERS, seeds=(0, 1, 2, 3, 4),
+                  classifier_config: ClassifierConfig | None = None, scale: dict | None = None,
+                  readme: Path | None = None, progress: bool = True) -> dict:
+    """Run every corpus (resumable) and the scale study; write results.json, PNGs and the README table."""
+    from tunelab.io import atomic_write_json, atomic_write_text
+
+    classifier_config = classifier_config or ClassifierConfig(max_length=128)
+    out = Path(out)
+    results = {"classifier": dataclasses.asdict(classifier_config), "seeds": list(seeds),
+               "strategies": list(strategies), "corpora": {}}
+    for spec in corpora:
+        corpus = run_corpus(spec, list(strategies), list(seeds), out, classifier_config, progress)
+        results["corpora"][spec.source] = corpus
+        plot_curves(corpus, out / f"curves-{spec.source}.png")
+    if scale is not None:
+        from tunelab.active.scale import measure
+
+        results["scale"] = measure(**scale)
+    atomic_write_json(out / "results.json", results)
+    if readme:
+        atomic_write_text(readme, readme_text(results))
+    return results
