@@ -1,0 +1,144 @@
+"""Wide-table scaling: prompt tokens against the number of columns (50..1,000), Interactive-T2S vs full schema.
+
+    .venv/bin/python benchmarks/text2sql/bench_scaling.py
+
+For each width a SQLite database is generated with one `telemetry` table of N measurement columns (plus a
+`products` table it references). Tokens are counted with the Qwen2.5-Coder tokenizer and its chat template:
+- full schema: the baseline's prompt (every CREATE TABLE);
+- agent start: the agent's first prompt (instructions, two exemplars, the table summary, the question);
+- agent final / cumulative: the prompt at the last turn, and the sum over turns, of a fixed 4-step trajectory
+  (SearchColumn, SearchValue, FindShortestPath, ExecuteSQL) whose observations are the real tool outputs on that
+  database (SearchColumn ranks with BM25 here, which does not change the observation's size).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, data_dir, write_readme  # noqa: E402
+
+from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
+
+WIDTHS = [50, 100, 200, 300, 500, 750, 1000]
+QUANTITIES = ["temperature", "humidity", "pressure", "voltage", "current", "vibration", "noise", "light", "flow",
+              "torque", "speed", "power", "energy", "frequency", "resistance", "capacitance", "density", "viscosity",
+              "acidity", "salinity", "turbidity", "oxygen", "nitrogen", "radiation", "altitude"]
+PLACES = ["inlet", "outlet", "core", "shell", "motor", "fan", "pump", "valve", "tank", "pipe"]
+STATS = ["avg", "max", "min", "std"]
+QUESTION = "What is the average maximum pump vibration of readings for Kitchen products?"
+
+
+def column_names(n: int) -> list[str]:
+    names = [f"{q}_{p}_{s}" for q in QUANTITIES for p in PLACES for s in STATS]
+    names.remove("vibration_pump_max")
+    names.insert(0, "vibration_pump_max")  # the column the question needs exists at every width
+    assert n <= len(names)
+    return names[:n]
+
+
+def make_wide_db(path: Path, n: int) -> Path:
+    if path.is_file():
+        return path
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    conn = sqlite3.connect(tmp)
+    cols = column_names(n)
+    conn.execute("CREATE TABLE products (product_id INTEGER PRIMARY KEY, name TEXT, category TEXT)")
+    conn.execute("CREATE TABLE telemetry (reading_id INTEGER PRIMARY KEY, product_id INTEGER REFERENCES "
+                 "products(product_id), " + ", ".join(f"{c} REAL" for c in cols) + ")")
+    conn.executemany("INSERT INTO products VALUES (?, ?, ?)",
+                     [(i, f"product {i}", ["Kitchen", "Garden", "Office"][i % 3]) for i in range(1, 31)])
+    conn.executemany(f"INSERT INTO telemetry VALUES ({', '.join('?' * (n + 2))})",
+                     [(r, 1 + r % 30, *[float((r * 7 + j) % 100) for j in range(n)]) for r in range(1, 51)])
+    conn.commit()
+    conn.close()
+    tmp.rename(path)
+    return path
+
+
+def measure(n: int, tokenizer) -> dict:
+    from tunelab.text2sql.actions import parse_action
+    from tunelab.text2sql.agent import Agent
+    from tunelab.text2sql.db import open_database
+    from tunelab.text2sql.llm import ScriptedLLM
+    from tunelab.text2sql.prompts import agent_messages, full_schema_messages
+    from tunelab.text2sql.tools import Toolbox
+
+    def count(messages) -> int:
+        return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                 return_dict=True)["input_ids"])
+
+    path = make_wide_db(data_dir() / f"wide_{n}.sqlite", n)
+    with open_database(path) as db:
+        box = Toolbox(db, encoder=None)
+        full = count(full_schema_messages(box.schema, QUESTION))
+        start = count(agent_messages(box.schema, QUESTION))
+        script = ['Thought: find the column\nAction: SearchColumn("pump vibration max")',
+                  'Thought: how is Kitchen stored\nAction: SearchValue("Kitchen")',
+                  'Thought: join\nAction: FindShortestPath("telemetry", "products")',
+                  "Thought: compute\nAction: ExecuteSQL(\"SELECT avg(t.vibration_pump_max) FROM telemetry t JOIN "
+                  "products p ON t.product_id = p.product_id WHERE p.category = 'Kitchen'\")",
+                  "Thought: done\nAction: Done()"]
+        for reply in script:
+            parse_action(reply)
+        llm = ScriptedLLM(script)
+        traj = Agent(box, llm).run(QUESTION)
+        per_turn = [count(messages) for messages in llm.calls]
+        box.close()
+    assert traj.status == "done" and traj.final_sql, traj.status
+    return {"columns": n + 5, "wide_table_columns": n + 2, "full_schema": full, "agent_start": start,
+            "agent_final_turn": per_turn[-1], "agent_cumulative": sum(per_turn), "turns": len(per_turn)}
+
+
+def main() -> None:
+    from tunelab.models import load_tokenizer
+
+    tokenizer = load_tokenizer("qwen2.5-coder-0.5b-instruct")
+    rows = [measure(n, tokenizer) for n in WIDTHS]
+    for r in rows:
+        r["ratio_full_over_agent_start"] = r["full_schema"] / r["agent_start"]
+        r["ratio_full_over_agent_final_turn"] = r["full_schema"] / r["agent_final_turn"]
+    atomic_write_json(RESULTS / "scaling.json", {"tokenizer": "qwen2.5-coder-0.5b-instruct", "question": QUESTION,
+                                                 "rows": rows})
+    report(json.loads((RESULTS / "scaling.json").read_text()))
+
+
+def report(data: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = data["rows"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    x = [r["columns"] for r in rows]
+    for key, label in (("full_schema", "full schema (baseline)"), ("agent_start", "agent: first prompt"),
+                       ("agent_final_turn", "agent: last prompt of a 4-step run")):
+        ax.plot(x, [r[key] for r in rows], marker="o", label=label)
+    ax.set_xlabel("columns in the database")
+    ax.set_ylabel("prompt tokens (Qwen2.5 tokenizer)")
+    ax.set_yscale("log")
+    ax.legend()
+    atomic_savefig(fig, RESULTS / "scaling.png")
+    plt.close(fig)
+    lines = ["| columns | full schema | agent first prompt | agent last prompt | agent cumulative (5 calls) | "
+             "full / agent first | full / agent last |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['columns']} | {r['full_schema']} | {r['agent_start']} | {r['agent_final_turn']} | "
+              f"{r['agent_cumulative']} | {r['ratio_full_over_agent_start']:.2f} | "
+              f"{r['ratio_full_over_agent_final_turn']:.2f} |" for r in rows]
+    text = ("### Prompt tokens vs columns (`bench_scaling.py`)\n\nOne wide table of N columns plus a 3-column "
+            "table; tokens of the Qwen2.5-Coder chat prompt. The agent's prompt does not list columns, so it stays "
+            "flat; its last prompt includes the observations of a fixed 4-step trajectory run with the real tools.\n\n"
+            + "\n".join(lines) + "\n\n![scaling](results/scaling.png)\n")
+    atomic_write_text(RESULTS / "scaling.md", text)
+    write_readme()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""The demo's building blocks (the full demo runs the local Qwen model and is exercised by `tunelab demo`)."""
+
+from tunelab.text2sql.agent import Agent
+from tunelab.text2sql.db import open_database
+from tunelab.text2sql.demo import ATTACKS, render_trajectory, safety_check
+from tunelab.text2sql.llm import ScriptedLLM
+from tunelab.text2sql.tools import Toolbox
+
+
+def test_safety_check_refuses_every_attack(shop_path):
+    report = safety_check(shop_path)
+    assert report["unchanged"] and len(report["outcomes"]) == len(ATTACKS)
+    assert all(kind in ("refused", "error", "timeout") for _, kind in report["outcomes"])
+
+
+def test_render_trajectory_shows_every_turn(shop_path):
+    with open_database(shop_path) as db:
+        box = Toolbox(db, encoder=None)
+        traj = Agent(box, ScriptedLLM(['Thought: t\nAction: ExecuteSQL("SELECT 1")', "Action: Done()"])).run("q")
+        box.close()
+    text = render_trajectory(traj)
+    assert "--- turn 1" in text and "--- turn 2" in text and "final SQL: SELECT 1" in text
