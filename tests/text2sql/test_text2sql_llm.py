@@ -65,3 +65,17 @@ def test_endpoint_answering_garbage_is_one_line_llm_error(body, status):
         assert "\n" not in str(err.value)
     finally:
         server.shutdown()
+
+
+def test_kv_cache_reuse_gives_the_same_greedy_text():
+    pair = load_causal_lm("tiny-llama", seed=3)
+    fresh = TransformersLLM("tiny-llama", model_and_tokenizer=pair, reuse_cache=False)
+    cached = TransformersLLM("tiny-llama", model_and_tokenizer=pair, reuse_cache=True)
+    messages = [{"role": "system", "content": "You are a tool user."}, {"role": "user", "content": "Question: q"}]
+    for turn in range(3):
+        a = fresh.complete(messages, max_tokens=6)
+        b = cached.complete(messages, max_tokens=6)
+        assert a.text == b.text and a.prompt_tokens == b.prompt_tokens
+        messages = messages + [{"role": "assistant", "content": a.text or "x"},
+                               {"role": "user", "content": f"Observation: result {turn}"}]
+    assert cached.reused_tokens > 0 and fresh.reused_tokens == 0

@@ -124,12 +124,16 @@ class StopOnText:
 
 
 class TransformersLLM:
-    """A local causal LM with its chat template; greedy decoding with stop strings."""
+    """A local causal LM with its chat template; greedy decoding with stop strings.
+
+    `reuse_cache`: an agent's prompts only grow (same instructions and exemplars, then earlier turns), so the KV
+    cache of the previous call is cut to the longest common token prefix and reused: each turn prefills only
+    its new tokens."""
 
     supports_tools = False
 
     def __init__(self, model: str = DEFAULT_LOCAL_MODEL, threads: int | None = None, seed: int = 0,
-                 model_and_tokenizer=None):
+                 model_and_tokenizer=None, reuse_cache: bool = True):
         import torch
 
         from tunelab.models import load_causal_lm
@@ -138,6 +142,24 @@ class TransformersLLM:
             torch.set_num_threads(threads)
         self.name = model
         self.model, self.tokenizer = model_and_tokenizer or load_causal_lm(model, seed=seed)
+        self.reuse_cache = reuse_cache
+        self._cache = None
+        self._cache_ids = None
+        self.reused_tokens = 0  # prompt tokens served from the cache, summed over calls
+
+    def _reusable_cache(self, ids):
+        """The previous call's cache cut to the prefix it shares with `ids` (at least one token left to process)."""
+        if self._cache is None or self._cache_ids is None:
+            return None
+        keep = min(common_prefix_length(self._cache_ids, ids), len(ids) - 1)
+        if keep <= 0:
+            self._cache = None
+            return None
+        surplus = self._cache.get_seq_length() - keep
+        if surplus > 0:
+            self._cache.crop(-surplus)  # transformers 5: a negative count removes that many tokens
+        self.reused_tokens += keep
+        return self._cache
 
     def prompt_ids(self, messages: list[dict]):
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -154,14 +176,27 @@ class TransformersLLM:
         ids = self.prompt_ids(messages)
         start = time.perf_counter()
         criteria = StoppingCriteriaList([StopOnText(self.tokenizer, ids.shape[1], stop)] if stop else [])
+        past = self._reusable_cache(ids[0]) if self.reuse_cache else None
         with torch.no_grad():
-            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
-                                      do_sample=False, stopping_criteria=criteria,
-                                      pad_token_id=self.tokenizer.pad_token_id)
+            result = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                                         do_sample=False, stopping_criteria=criteria, past_key_values=past,
+                                         pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True)
+        out = result.sequences
+        if self.reuse_cache and result.past_key_values is not None:
+            self._cache = result.past_key_values
+            self._cache_ids = out[0, : self._cache.get_seq_length()].clone()
         new = out[0, ids.shape[1]:]
         text = cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), stop)
         return Completion(text=text, prompt_tokens=int(ids.shape[1]), completion_tokens=int(new.shape[0]),
                           latency_s=time.perf_counter() - start)
+
+
+def common_prefix_length(a, b) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    same = (a[:n] == b[:n]).tolist()
+    return same.index(False) if False in same else n
 
 
 # ============================================================================ scripted replay
