@@ -29,14 +29,14 @@ def test_mei_of_a_linear_unit_is_its_weight_direction():
     rng = np.random.default_rng(1)
     w = torch.from_numpy(rng.normal(size=(1, 3, 16, 16)).astype(np.float32))
     objective = lambda images: ((images - 0.5) * w).flatten(1).sum(1)
-    image, trace = mapping.most_exciting_image(objective, 16, steps=150, lr=0.02, jitter=0, tv_weight=0.0,
+    image, trace = mapping.most_exciting_image(objective, 16, steps=60, lr=0.02, jitter=0, tv_weight=0.0,
                                                norm=2.0, blur_sigma=0.0)
     optimum = 0.5 + 2.0 * w[0].numpy() / np.linalg.norm(w.numpy())
     cosine = np.dot((image - 0.5).ravel(), (optimum - 0.5).ravel()) / (
         np.linalg.norm(image - 0.5) * np.linalg.norm(optimum - 0.5))
     assert cosine > 0.99
     assert trace[-1] > 0.98 * 2.0 * np.linalg.norm(w.numpy())  # reaches the constrained maximum
-    smooth, _ = mapping.most_exciting_image(objective, 16, steps=150, lr=0.02, jitter=2, tv_weight=0.5, norm=2.0)
+    smooth, _ = mapping.most_exciting_image(objective, 16, steps=60, lr=0.02, jitter=2, tv_weight=0.5, norm=2.0)
     assert mapping.total_variation(torch.from_numpy(smooth)) < mapping.total_variation(torch.from_numpy(image))
 
 
@@ -93,3 +93,14 @@ def test_selectivity_and_agreement_arithmetic():
     assert verify.preferred_feature_accuracy(domain_map, families, permuted, labels) == pytest.approx(expected)
     session = np.stack([np.full((2, 400), v) for v in [1.0, 2.0, 3.0]])
     np.testing.assert_allclose(verify.set_responses(session, np.array([0, 1, 1])), [[1.0] * 400, [2.5] * 400])
+
+
+def test_tree_cut_matches_sklearn_at_every_count():
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import adjusted_rand_score
+
+    points = np.random.default_rng(4).normal(size=(120, 3))
+    tree = AgglomerativeClustering(n_clusters=1, compute_full_tree=True).fit(points)
+    for count in (2, 4, 7):
+        expected = AgglomerativeClustering(n_clusters=count).fit_predict(points)
+        assert adjusted_rand_score(expected, mapping._cut_tree(tree.children_, 120, count)) == 1.0

@@ -110,35 +110,55 @@ def contiguity_graph(unit_pixels: np.ndarray, sheet_shape: tuple[int, int], radi
 
 def cluster_domains(profiles: np.ndarray, unit_pixels: np.ndarray, sheet_shape: tuple[int, int],
                     n_domains: int | None = None, n_components: int = 10, candidates=range(3, 13),
-                    min_domain_fraction: float = 0.02, seed: int = 0) -> tuple[np.ndarray, dict]:
+                    min_domain_fraction: float = 0.02, choose_by: str = "merge_gap", seed: int = 0
+                    ) -> tuple[np.ndarray, dict]:
     """Spatially contiguous domains: PCA of the profiles, then Ward agglomeration restricted to neighbouring
-    pixels. With n_domains None the count maximising the silhouette (in PCA space) is taken among candidates.
-    Returns the map [H, W] (-1 = masked pixel) and a dict with the chosen count and silhouette per candidate."""
+    pixels. With n_domains None the count is chosen among candidates by `choose_by`: "merge_gap" (the cut below
+    the largest relative jump in Ward merge height: merging two real domains costs far more than merging two
+    halves of one) or "silhouette" (in PCA space). Counts leaving a domain under min_domain_fraction of the
+    pixels are skipped. Returns the map [H, W] (-1 = masked pixel) and a dict with the chosen count and scores."""
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
 
     if len(profiles) != len(unit_pixels):
         raise UserError(f"{len(profiles)} profiles for {len(unit_pixels)} pixels")
+    if choose_by not in ("merge_gap", "silhouette"):
+        raise UserError(f"unknown domain-count criterion {choose_by!r}; choose merge_gap or silhouette")
     components = PCA(n_components=min(n_components, *profiles.shape), random_state=seed).fit_transform(profiles)
     connectivity = contiguity_graph(unit_pixels, sheet_shape)
-    counts = [n_domains] if n_domains else [c for c in candidates if c < len(unit_pixels)]
+    tree = AgglomerativeClustering(n_clusters=1, connectivity=connectivity, linkage="ward", compute_distances=True,
+                                   compute_full_tree=True).fit(components)
+    heights = np.sort(tree.distances_)[::-1]  # heights[k - 1] = merge that takes k clusters to k - 1
+    counts = [n_domains] if n_domains else [c for c in candidates if 2 <= c < len(unit_pixels)]
     scores, labelings = {}, {}
     for count in counts:
-        labels = AgglomerativeClustering(n_clusters=count, connectivity=connectivity, linkage="ward"
-                                         ).fit_predict(components)
-        sizes = np.bincount(labels)
-        if n_domains is None and sizes.min() < min_domain_fraction * len(labels):
+        labels = _cut_tree(tree.children_, len(components), count)
+        if n_domains is None and np.bincount(labels).min() < min_domain_fraction * len(labels):
             continue  # a sliver is not a domain
         labelings[count] = labels
-        sample = np.random.default_rng(seed).choice(len(labels), min(len(labels), 3000), replace=False)
-        scores[count] = float(silhouette_score(components[sample], labels[sample]))
+        if choose_by == "merge_gap":
+            scores[count] = float(heights[count - 2] / heights[count - 1])  # (k-1 <- k) over (k <- k+1)
+        else:
+            sample = np.random.default_rng(seed).choice(len(labels), min(len(labels), 3000), replace=False)
+            scores[count] = float(silhouette_score(components[sample], labels[sample]))
     if not labelings:
         raise UserError("no domain count gave domains above the minimum size; pass n_domains explicitly")
     chosen = max(scores, key=scores.get) if n_domains is None else n_domains
     domain_map = np.full(sheet_shape[0] * sheet_shape[1], -1, dtype=int)
     domain_map[unit_pixels] = labelings[chosen]
-    return domain_map.reshape(sheet_shape), {"n_domains": int(chosen), "silhouette": scores}
+    return domain_map.reshape(sheet_shape), {"n_domains": int(chosen), "criterion": choose_by, "scores": scores}
+
+
+def _cut_tree(children: np.ndarray, n_samples: int, n_clusters: int) -> np.ndarray:
+    """Labels after replaying the first n_samples - n_clusters merges of an agglomerative tree."""
+    members = {i: [i] for i in range(n_samples)}
+    for step, (a, b) in enumerate(children[: n_samples - n_clusters]):
+        members[n_samples + step] = members.pop(int(a)) + members.pop(int(b))
+    labels = np.empty(n_samples, dtype=int)
+    for label, node in enumerate(sorted(members)):
+        labels[members[node]] = label
+    return labels
 
 
 def domain_preferred_images(predictions: np.ndarray, unit_labels: np.ndarray, k: int = 25) -> dict[int, np.ndarray]:

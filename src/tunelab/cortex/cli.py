@@ -1,0 +1,215 @@
+"""`tunelab cortex simulate|fit|map|verify`: thin wrappers over the cortex modules."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from tunelab.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, help="V4 natural-image mapping: encoding models of cortical imaging, "
+                                             "preferred images, functional domains, verification.")
+
+
+def _emit(payload: dict, as_json: bool, lines: list[str]) -> None:
+    from tunelab.io import to_jsonable
+
+    if as_json:
+        typer.echo(json.dumps(to_jsonable(payload), indent=2))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+@app.command()
+def simulate(
+    out: Path = typer.Option(..., "--out", help="Folder for recording.npz and sheet.json."),
+    n_images: int = typer.Option(2000, "--n-images", help="Images shown."),
+    repeats: int = typer.Option(2, "--repeats", help="Repeats per image (>= 2 for noise ceilings)."),
+    height: int = typer.Option(64, "--height"),
+    width: int = typer.Option(64, "--width"),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
+) -> None:
+    """Simulate a cortical sheet with known domains and record its responses to offline photo patches."""
+    from tunelab.cortex.pipeline import simulate_recording
+    from tunelab.cortex.recording import save_recording
+    from tunelab.cortex.simulate import SheetConfig
+    from tunelab.io import atomic_write_json, staged_dir
+
+    if repeats < 2:
+        raise UserError(f"--repeats must be >= 2 for a noise ceiling, got {repeats}")
+    if n_images < 50:
+        raise UserError(f"--n-images must be >= 50, got {n_images}")
+    config = SheetConfig(height=height, width=width, seed=seed)
+    sheet, recording = simulate_recording(config, n_images, repeats, seed)
+    with staged_dir(out) as tmp:
+        save_recording(recording, tmp / "recording.npz")
+        atomic_write_json(tmp / "sheet.json", dataclasses.asdict(config))
+    summary = {"recording": str(out / "recording.npz"), "images": n_images, "repeats": repeats,
+               "pixels": config.n_pixels, "domains": config.domain_names(), "masked_pixels": int(sheet.vessel_mask.sum())}
+    _emit(summary, as_json, [f"recorded {n_images} images x {repeats} repeats x {config.n_pixels} pixels "
+                             f"({len(config.domains)} domains, {summary['masked_pixels']} vessel pixels) -> {out}"])
+
+
+@app.command()
+def fit(
+    data: Path = typer.Option(..., "--data", help="Recording (.npz/.h5) with responses [image, repeat, pixel]."),
+    out: Path = typer.Option(..., "--out", help="Folder for the fitted model and fit.json."),
+    images: Path = typer.Option(None, "--images", help="Image folder (one file per image, sorted by name)."),
+    readout: str = typer.Option("gaussian", "--readout", help="gaussian or factorised."),
+    position: str = typer.Option("cortical", "--position", help="Gaussian positions: cortical (smooth) or free."),
+    loss: str = typer.Option("mse", "--loss", help="mse, poisson or correlation."),
+    epochs: int = typer.Option(30, "--epochs"),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fit a CNN encoding model to a recording; report FEVE and oracle metrics on held-out images."""
+    import sys
+
+    from tunelab.cortex.fit import FitConfig, fit_model
+    from tunelab.cortex.model import ModelConfig
+    from tunelab.cortex.recording import load_recording
+    from tunelab.io import atomic_write_json, staged_dir
+
+    model_config = ModelConfig(readout=readout, position=position)
+    fit_config = FitConfig(loss=loss, epochs=epochs, seed=seed)
+    recording = load_recording(data, images)
+    if recording.masked_report():
+        print(f"note: {recording.masked_report()}", file=sys.stderr)
+    fitted, report = fit_model(recording, model_config, fit_config)
+    summary = {k: v for k, v in report.items() if k not in ("per_unit", "split")}
+    with staged_dir(out) as tmp:
+        fitted.save(tmp)
+        atomic_write_json(tmp / "fit.json", summary)
+        np.savez(tmp / "per_unit.npz", unit_pixels=fitted.unit_pixels, **report["per_unit"])
+    test = summary["test"]
+    _emit(summary, as_json, [f"fitted {readout} readout on {summary['n_units']} pixels in {summary['fit_seconds']:.0f}s "
+                             f"({summary['epochs_run']} epochs): test median FEVE {test['median_feve']:.3f}, "
+                             f"correlation to average {test['median_correlation_to_average']:.3f} -> {out}"])
+
+
+@app.command("map")
+def map_command(
+    model: Path = typer.Option(..., "--model", help="Folder written by `tunelab cortex fit`."),
+    out: Path = typer.Option(..., "--out", help="Folder for map.npz, map.json, bank.npz and figures."),
+    bank_size: int = typer.Option(4000, "--bank-size", help="Offline photo patches to rank (ignored with --bank)."),
+    bank_folder: Path = typer.Option(None, "--bank", help="Rank this image folder instead of offline patches."),
+    top_k: int = typer.Option(25, "--top-k"),
+    domains: int = typer.Option(None, "--domains", help="Number of domains (default: chosen by silhouette)."),
+    meis: int = typer.Option(0, "--meis", help="Synthesise most-exciting images for this many domains."),
+    seed: int = typer.Option(100, "--seed", help="Seed of the offline bank (use one the model was not fit on)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Preferred images for every pixel, functional domains and their labels (plus optional MEIs)."""
+    import io
+
+    import torch
+
+    from tunelab.cortex import mapping
+    from tunelab.cortex.fit import FittedModel
+    from tunelab.cortex.images import load_image_folder, offline_bank
+    from tunelab.cortex.pipeline import map_domains
+    from tunelab.io import atomic_savefig, atomic_write_bytes, atomic_write_json, staged_dir
+
+    fitted = FittedModel.load(model)
+    bank = load_image_folder(bank_folder, fitted.image_size) if bank_folder else offline_bank(
+        bank_size, fitted.image_size, seed=seed)
+    result = map_domains(fitted, bank, top_k, domains, min(1000, len(bank)), progress=True)
+    summary = result.summary()
+    with staged_dir(out) as tmp:
+        buffer = io.BytesIO()
+        np.savez(buffer, domain_map=result.domain_map, top_indices=result.top_indices, top_values=result.top_values,
+                 unit_pixels=fitted.unit_pixels,
+                 **{f"domain_{d}": idx for d, idx in result.domain_preferred.items()})
+        atomic_write_bytes(tmp / "map.npz", buffer.getvalue())
+        bank_buffer = io.BytesIO()
+        np.savez(bank_buffer, images=bank.to_uint8(), sources=np.asarray(bank.sources))
+        atomic_write_bytes(tmp / "bank.npz", bank_buffer.getvalue())
+        order = sorted(result.domain_preferred)  # what a verification session shows, set by set
+        shown = np.concatenate([result.domain_preferred[d] for d in order])
+        set_of_image = np.concatenate([np.full(len(result.domain_preferred[d]), s) for s, d in enumerate(order)])
+        export = io.BytesIO()
+        np.savez(export, images=bank.to_uint8()[shown], set_of_image=set_of_image, set_domains=np.asarray(order))
+        atomic_write_bytes(tmp / "verification_images.npz", export.getvalue())
+        names = {d: f"{d}:{label}" for d, label in result.labels.items()}
+        atomic_savefig(mapping.plot_domain_map(result.domain_map, "recovered domains", names), tmp / "domains.png")
+        rows = {names[d]: bank.images[idx[:8]] for d, idx in result.domain_preferred.items()}
+        atomic_savefig(mapping.plot_image_grid(rows), tmp / "preferred_images.png")
+        if meis:
+            predict = mapping.model_predictor(fitted)
+            unit_labels = result.domain_map.ravel()[fitted.unit_pixels]
+            mei_rows = {}
+            for d in list(result.labels)[:meis]:
+                units = torch.as_tensor(np.flatnonzero(unit_labels == d))
+                image, trace = mapping.most_exciting_image(lambda x: predict(x)[:, units].mean(1), fitted.image_size)
+                mei_rows[names[d]] = image[None]
+                summary.setdefault("mei_activation", {})[str(d)] = trace[-1]
+            atomic_savefig(mapping.plot_image_grid(mei_rows, per_row=1), tmp / "meis.png")
+        atomic_write_json(tmp / "map.json", summary)
+    _emit(summary, as_json, [f"{summary['n_domains']} domains ({', '.join(names.values())}); ranked {len(bank)} images "
+                             f"at {result.images_per_second:.0f} images/s for {fitted.n_units} pixels -> {out}"])
+
+
+@app.command()
+def verify(
+    map_dir: Path = typer.Option(..., "--map", help="Folder written by `tunelab cortex map`."),
+    simulation: Path = typer.Option(None, "--simulation", help="Folder written by `tunelab cortex simulate`: image "
+                                                               "the simulated sheet again (in silico)."),
+    session: Path = typer.Option(None, "--session", help="A recorded verification session (.npz/.h5): responses "
+                                 "[image, repeat, pixel] to the map's verification_images.npz, plus its set_of_image."),
+    repeats: int = typer.Option(4, "--repeats", help="Repeats of the in-silico session."),
+    out: Path = typer.Option(None, "--out", help="Where to write verify.json (default: the map folder)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show each domain's preferred images in new imaging and measure domain selectivity (and ARI on simulations)."""
+    from tunelab.cortex import verify as verify_lib
+    from tunelab.cortex.images import ImageBank
+    from tunelab.cortex.pipeline import DomainMap, verify_in_silico
+    from tunelab.cortex.recording import _read_arrays
+    from tunelab.cortex.simulate import CorticalSheet, SheetConfig
+    from tunelab.io import atomic_write_json
+
+    if (simulation is None) == (session is None):
+        raise UserError("give exactly one of --simulation (in-silico imaging) or --session (a recorded session)")
+    if not (map_dir / "map.npz").exists():
+        raise UserError(f"no map in {map_dir} (run `tunelab cortex map` first)")
+    with np.load(map_dir / "map.npz") as arrays:
+        domain_map = arrays["domain_map"]
+        preferred = {int(k.split("_")[1]): arrays[k] for k in arrays.files if k.startswith("domain_")
+                     and k != "domain_map"}
+        top = arrays["top_indices"], arrays["top_values"]
+    summary_in = json.loads((map_dir / "map.json").read_text())
+    labels = {int(k): v for k, v in summary_in["labels"].items()}
+    with np.load(map_dir / "bank.npz") as arrays:
+        bank = ImageBank.from_uint8(arrays["images"], list(arrays["sources"]))
+    result = DomainMap(domain_map, labels, {}, *top, preferred, summary_in["images_per_second"],
+                       summary_in["clustering"])
+    if simulation is not None:
+        if not (simulation / "sheet.json").exists():
+            raise UserError(f"no sheet.json in {simulation} (run `tunelab cortex simulate` first)")
+        sheet = CorticalSheet(SheetConfig(**json.loads((simulation / "sheet.json").read_text())))
+        if sheet.domain_map.shape != domain_map.shape:
+            raise UserError(f"the map is {domain_map.shape} but the simulated sheet is {sheet.domain_map.shape}")
+        report = verify_in_silico(sheet, result, bank, repeats)
+    else:
+        arrays = _read_arrays(session)
+        if "responses" not in arrays or "set_of_image" not in arrays:
+            raise UserError(f"{session} needs 'responses' [image, repeat, pixel] and 'set_of_image' [image]")
+        responses, set_of_image = arrays["responses"].astype(np.float32), arrays["set_of_image"].astype(int)
+        if responses.ndim != 3 or responses.shape[2] != domain_map.size:
+            raise UserError(f"session responses {list(responses.shape)} do not match the map's {domain_map.size} "
+                            "pixels")
+        per_set = verify_lib.set_responses(responses, set_of_image)
+        report = verify_lib.domain_selectivity(per_set, domain_map, sorted(preferred))
+    atomic_write_json((out or map_dir) / "verify.json", report)
+    lines = [f"domain selectivity: median d' {report['median_d_prime']:.2f}, "
+             f"{report['fraction_preferring_own_set']:.0%} of domains prefer their own images"]
+    if "ari" in report:
+        lines.append(f"agreement with the true map: ARI {report['ari']:.3f}; preferred-feature accuracy "
+                     f"{report['preferred_feature_accuracy']:.2f}")
+    _emit(report, as_json, lines)

@@ -1,0 +1,75 @@
+"""The steps a study runs end to end (used by the CLI, the demo and the benchmarks): simulate a recording, map a
+fitted model onto domains, verify the map by new imaging."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tunelab.cortex import mapping, verify
+from tunelab.cortex.features import image_statistics
+from tunelab.cortex.images import ImageBank, offline_bank
+from tunelab.cortex.recording import Recording
+from tunelab.cortex.simulate import CorticalSheet, SheetConfig
+
+
+def simulate_recording(config: SheetConfig | None = None, n_images: int = 2000, repeats: int = 2, seed: int = 0
+                       ) -> tuple[CorticalSheet, Recording]:
+    """A sheet and one imaging session of it on offline photo patches (images and noise seeded from `seed`)."""
+    sheet = CorticalSheet(config or SheetConfig())
+    bank = offline_bank(n_images, sheet.config.image_size, seed=seed + 1)
+    responses = sheet.record(bank.images, repeats, seed=seed + 2)
+    return sheet, Recording(responses, bank, (sheet.config.height, sheet.config.width), sheet.domain_map)
+
+
+@dataclasses.dataclass
+class DomainMap:
+    domain_map: np.ndarray  # [H, W], -1 = masked pixel
+    labels: dict[int, str]  # feature family per domain
+    label_scores: dict[int, dict[str, float]]
+    top_indices: np.ndarray  # [n_units, k] bank indices of each unit's preferred images
+    top_values: np.ndarray
+    domain_preferred: dict[int, np.ndarray]  # bank indices of each domain's preferred images
+    images_per_second: float
+    clustering: dict
+
+    def summary(self) -> dict:
+        return {"n_domains": int(len(self.labels)), "labels": {str(k): v for k, v in self.labels.items()},
+                "images_per_second": self.images_per_second, "clustering": self.clustering}
+
+
+def map_domains(fitted, bank: ImageBank, k: int = 25, n_domains: int | None = None, profile_images: int = 1000,
+                progress: bool = False) -> DomainMap:
+    """Preferred images of every pixel (one batched pass over the bank), domains from response profiles to the
+    first `profile_images` bank images, domain preferred images and labels."""
+    predict = mapping.model_predictor(fitted)
+    top_indices, top_values, speed = mapping.top_k_preferred(predict, bank.images, k, progress=progress)
+    probe = bank.images[:profile_images]
+    predictions = fitted.predict(probe)
+    profiles = mapping.response_profiles(predictions)
+    domain_map, info = mapping.cluster_domains(profiles, fitted.unit_pixels, fitted.sheet_shape, n_domains)
+    unit_labels = domain_map.ravel()[fitted.unit_pixels]
+    all_predictions = predictions if profile_images >= len(bank) else fitted.predict(bank.images)
+    preferred = mapping.domain_preferred_images(all_predictions, unit_labels, k)
+    labels, scores = mapping.label_domains(preferred, bank.images, image_statistics(bank.images))
+    return DomainMap(domain_map, labels, scores, top_indices, top_values, preferred, speed, info)
+
+
+def verify_in_silico(sheet: CorticalSheet, result: DomainMap, bank: ImageBank, repeats: int = 4, seed: int = 12345
+                     ) -> dict:
+    """New imaging of the simulated sheet with each recovered domain's preferred images; selectivity, ARI against
+    the true map and preferred-feature accuracy."""
+    domain_images = {d: bank.images[idx] for d, idx in result.domain_preferred.items()}
+    session, set_of_image, set_domains = verify.in_silico_session(sheet, domain_images, repeats, seed)
+    per_set = verify.set_responses(session, set_of_image)
+    selectivity = verify.domain_selectivity(per_set, result.domain_map, set_domains)
+    families = [family for family, _ in sheet.config.domains]
+    return {
+        "ari": verify.map_agreement(sheet.domain_map, result.domain_map),
+        "preferred_feature_accuracy": verify.preferred_feature_accuracy(sheet.domain_map, families, result.domain_map,
+                                                                        result.labels),
+        "true_domains": len(families),
+        "recovered_domains": len(result.labels),
+        **selectivity,
+    }
