@@ -50,11 +50,15 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--value-queries", type=int, default=200)
     parser.add_argument("--like-queries", type=int, default=10)
-    parser.add_argument("--column-queries", type=int, default=100)
+    parser.add_argument("--column-queries", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     if args.scale <= 0:
         raise SystemExit("--scale must be positive")
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     from tunelab.text2sql.column_search import ColumnSearch
     from tunelab.text2sql.db import open_database
     from tunelab.text2sql.schema import introspect
@@ -123,6 +127,7 @@ def main() -> None:
                            for q, (t, c) in zip(col_queries, picked)) / len(picked)
 
     result = {
+        "torch_threads": args.threads, "machine_load_1min": __import__("os").getloadavg()[0],
         "database": f"TPC-DS sf {args.scale:g} (DuckDB)", "generate_s": generate_s, "introspect_s": introspect_s,
         "tables": len(schema.tables), "columns": schema.column_count(),
         "foreign_keys_inferred": sum(k.inferred for k in schema.foreign_keys),
@@ -173,7 +178,8 @@ def report(r: dict, value_times, like_times, dense_times, bm25_times) -> None:
             f"{d['recall_at_5_pct']:.0f}%, column embeddings built in {d['build_s']:.1f} s |\n"
             f"| SearchColumn, BM25 | {b['n']} | {b['p50_ms']:.2f} | {b['p95_ms']:.2f} | recall@5 "
             f"{b['recall_at_5_pct']:.0f}%; MiniLM / BM25 p50 x{r['dense_over_bm25_p50']:.2f} |\n\n"
-            "Latencies include the statistics-free search only (SearchColumn's per-column statistics are computed "
+            f"Measured with {r['torch_threads']} torch thread(s) on a shared machine (1-minute load average "
+            f"{r['machine_load_1min']:.1f} at the end of the run). Latencies include the statistics-free search only (SearchColumn's per-column statistics are computed "
             "once per column and cached).\n\n![tools](results/tools.png)\n")
     atomic_write_text(RESULTS / "tools.md", text)
     write_readme()

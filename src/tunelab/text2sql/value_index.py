@@ -52,6 +52,10 @@ def fts_query(words: list[str], prefix_last: bool = True) -> str:
     return " OR ".join(quoted)
 
 
+def vocab_keys(term: str) -> tuple[str, str]:
+    return "^" + term[:1], term[-2:] + "$"
+
+
 def default_index_path(db_path: Path) -> Path:
     beside = db_path.with_name(db_path.name + ".t2s-index.sqlite")
     if os.access(db_path.parent, os.W_OK):
@@ -77,7 +81,7 @@ class ValueIndex:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        self._vocab: list[str] | None = None
+        self._buckets: dict[str, list[str]] | None = None
 
     @classmethod
     def open_or_build(cls, db: Database, schema: Schema, path: Path | None = None, progress: bool = True) -> "ValueIndex":
@@ -118,9 +122,16 @@ class ValueIndex:
         return [ValueHit(t, c, v, float(s)) for t, c, v, s in rows]
 
     def _closest(self, word: str) -> str | None:
-        if self._vocab is None:
-            self._vocab = [r[0] for r in self.conn.execute("SELECT term FROM value_vocab")]
-        found = difflib.get_close_matches(word, self._vocab, n=1, cutoff=0.75)
+        """The closest indexed word. Candidates share the first letter or the last two letters (one typo rarely
+        hits both ends) and have a similar length, so difflib compares a few hundred words, not the vocabulary."""
+        if self._buckets is None:
+            self._buckets = {}
+            for (term,) in self.conn.execute("SELECT term FROM value_vocab"):
+                for key in vocab_keys(term):
+                    self._buckets.setdefault(key, []).append(term)
+        candidates = {t for key in vocab_keys(word) for t in self._buckets.get(key, ())
+                      if abs(len(t) - len(word)) <= 2}
+        found = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.75)
         return found[0] if found else None
 
     def close(self) -> None:
