@@ -1,0 +1,90 @@
+"""PoFTTrainer against references: SFT mode = transformers' own causal-LM loss, PoFT mode = the formula on unpadded
+per-example scores; training, saving, resume, and the stale-scores refusal (tiny-llama)."""
+
+import json
+
+import pytest
+import torch
+
+from tunelab.align.poft import IGNORE_INDEX, poft_loss
+from tunelab.align.poft_chat import encode_example
+from tunelab.align.poft_config import PoFTConfig
+from tunelab.align.poft_scoring import AlignedScores
+from tunelab.align.poft_train import LoraSettings, make_trainer, train
+from tunelab.errors import UserError
+from tunelab.models import load_causal_lm
+
+PAIRS = [("What is 2 + 3?", "5"), ("Convert 2 km to m.", "2000"), ("What is 7 * 8?", "56"),
+         ("Say hi.", "hi there, friend")]
+REFERENCE = [-1.0, -2.5, -0.5, -4.0]
+
+
+def _scores(pairs=PAIRS, reference=REFERENCE):
+    from tunelab.align.poft import data_hash
+
+    return AlignedScores(data_hash=data_hash(pairs), models=["fake"], per_model={"fake": list(reference)},
+                         reference=list(reference))
+
+
+def _trainer(tmp_path, loss_type, scores=None):
+    model, tokenizer = load_causal_lm("tiny-llama", seed=0)
+    config = PoFTConfig(output_dir=str(tmp_path), loss_type=loss_type, per_device_train_batch_size=4, use_cpu=True,
+                        beta=2.0, gamma=0.1)
+    return make_trainer(model, tokenizer, PAIRS, scores, config), model, tokenizer
+
+
+def _batch(trainer):
+    return next(iter(trainer.get_train_dataloader()))
+
+
+def test_sft_mode_equals_transformers_causal_lm_loss(tmp_path):
+    trainer, model, _ = _trainer(tmp_path, "sft")
+    batch = _batch(trainer)
+    with torch.no_grad():
+        ours = trainer.compute_loss(model, dict(batch))
+        reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          labels=batch["labels"]).loss
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
+def test_poft_mode_equals_formula_on_unpadded_examples(tmp_path):
+    trainer, model, tokenizer = _trainer(tmp_path, "poft", _scores())
+    batch = _batch(trainer)
+    with torch.no_grad():
+        ours = trainer.compute_loss(model, dict(batch))
+        s_theta, s_ref = [], []
+        by_ids = {tuple(encode_example(tokenizer, p, r)[0]): i for i, (p, r) in enumerate(PAIRS)}
+        for row in range(batch["input_ids"].shape[0]):
+            length = int(batch["attention_mask"][row].sum())
+            ids = batch["input_ids"][row, :length]
+            labels = batch["labels"][row, :length]
+            logp = torch.log_softmax(model(input_ids=ids[None]).logits[0].double(), -1)
+            terms = [logp[t - 1, labels[t]] for t in range(1, length) if labels[t] != IGNORE_INDEX]
+            s_theta.append(torch.stack(terms).mean())
+            s_ref.append(REFERENCE[by_ids[tuple(ids.tolist())]])  # the shuffled batch keeps each example's score
+        expected = poft_loss(torch.stack(s_theta), torch.tensor(s_ref, dtype=torch.float64), 2.0, 0.1).mean()
+    assert ours.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_stale_scores_are_refused(tmp_path):
+    stale = _scores(PAIRS[:-1] + [("Say hi.", "hello")])
+    with pytest.raises(UserError, match="computed for other data"):
+        _trainer(tmp_path, "poft", stale)
+    with pytest.raises(UserError, match="needs reference scores"):
+        _trainer(tmp_path, "poft", None)
+
+
+@pytest.mark.slow
+def test_train_saves_and_resumes(tmp_path):
+    records = [{"prompt": p, "response": r} for p, r in PAIRS]
+
+    def config(max_steps):
+        return PoFTConfig(output_dir=str(tmp_path / "ckpt"), max_steps=max_steps, per_device_train_batch_size=2,
+                          learning_rate=1e-3, save_steps=1, logging_steps=1, use_cpu=True, disable_tqdm=True)
+
+    first = train(records, "tiny-llama", config(2), _scores(), LoraSettings(r=4, alpha=8), save_to=tmp_path / "m1")
+    assert first["steps"] == 2 and first["resumed_from"] is None
+    assert (tmp_path / "m1" / "adapter_model.safetensors").is_file()
+    assert json.loads((tmp_path / "m1" / "poft_summary.json").read_text())["loss_type"] == "poft"
+    second = train(records, "tiny-llama", config(3), _scores(), LoraSettings(r=4, alpha=8), resume=True)
+    assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 3
