@@ -78,3 +78,34 @@ def group_reference_logps(
     finally:
         model.train(was_training)
     return out
+
+
+@torch.no_grad()
+def response_logps(model, tokenizer, pairs, batch_size: int = 16, max_length: int = 512, average: bool = False,
+                   reference: bool = False) -> torch.Tensor:
+    """log pi(response | prompt) for a list of (prompt, response) pairs with the chat template, shape [N].
+
+    reference=True switches PEFT adapters off (the reference model).
+    """
+    from tunelab.align.data import pad_sequences, tokenize_prompt_response
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = []
+    context = reference_context(model) if reference else contextlib.nullcontext()
+    try:
+        with context:
+            for start in range(0, len(pairs), batch_size):
+                prompts, responses = [], []
+                for prompt, response in pairs[start : start + batch_size]:
+                    p_ids, r_ids = tokenize_prompt_response(tokenizer, prompt, response)
+                    prompts.append(p_ids)
+                    responses.append(r_ids[: max(1, max_length - len(p_ids))])
+                batch = pad_sequences(prompts, responses, pad_id)
+                out.append(sequence_logps(model, *(batch[k].to(device) for k in
+                                                   ("input_ids", "attention_mask", "completion_mask")), average=average))
+    finally:
+        model.train(was_training)
+    return torch.cat(out).cpu()

@@ -107,7 +107,7 @@ def optimise(objective, theta0: torch.Tensor, max_iter: int, tolerance: float) -
     opt.step(closure)
     loss = objective(theta)
     (grad,) = torch.autograd.grad(loss, theta)
-    return theta.detach(), float(loss), float(grad.abs().max())
+    return theta.detach(), float(loss.detach()), float(grad.abs().max())
 
 
 def centred(r: torch.Tensor) -> torch.Tensor:

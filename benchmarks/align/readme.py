@@ -1,0 +1,70 @@
+"""Regenerate benchmarks/align/README.md from the result JSON files (called by every bench script)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tunelab.io import atomic_write_text
+from tunelab.report import Table
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _fmt(x, digits=4):
+    return "n/a" if x is None else (f"{x:.{digits}g}" if isinstance(x, float) else str(x))
+
+
+def write_readme() -> Path:
+    parts = ["# align benchmarks", "",
+             "Generated from `results/*.json` by the scripts in this folder (do not edit by hand).", ""]
+    loss = _load("loss_equality.json")
+    if loss:
+        parts += ["## EPA (ns=1, nw=0) vs TRL's DPO sigmoid loss", "",
+                  f"`python benchmarks/align/bench_loss.py`: {loss['batches']} random batches through TRL's "
+                  "`DPOTrainer.compute_loss` and ours, tiny random Llama policy and reference.", "",
+                  Table(["comparison", "max abs difference", "goal"],
+                        [[k, _fmt(v), "< 1e-6" if "w=1 " in k or k.startswith("dpo") else "(not a goal)"]
+                         for k, v in loss["max_abs_difference"].items()]).to_markdown(), ""]
+    theory = _load("theory.json")
+    if theory:
+        parts += ["## Exact tabular experiment", "", "`python benchmarks/align/bench_theory.py` "
+                  f"({theory['config']['prompts']} prompts x {theory['config']['responses']} responses, "
+                  f"{theory['config']['inits']} initialisations). Goal: EPA slope 1 +/- 0.05, spread < 1e-3.", "",
+                  Table(["method", "slope", "slope std", "Pearson r", "spread", "KL to ref", "loss"],
+                        [[r["method"], _fmt(r["slope"]), _fmt(r["slope_std"]), _fmt(r["pearson"]), _fmt(r["spread"]),
+                          _fmt(r["kl"]), _fmt(r["loss"])] for r in theory["results"]]).to_markdown(), "",
+                  "![theory](results/theory.png)", ""]
+    study = _load("study.json")
+    if study:
+        s = study["summary"]
+        parts += ["## Controlled-reward study (SmolLM2-135M-Instruct, LoRA)", "",
+                  f"`python benchmarks/align/bench_study.py`: seeds {study['config']['seeds']}, "
+                  f"{study['config']['steps']} steps, {study['records']} preference records. Mean +/- std over seeds.", "",
+                  Table(["method", "r(implicit, true)", "slope", "KL to ref", "true reward", "win rate vs ref"],
+                        [[m] + [f"{_fmt(s[m][k]['mean'], 3)} +/- {_fmt(s[m][k]['std'], 2)}"
+                                for k in ("pearson", "slope", "kl", "reward", "win_rate")] for m in s]).to_markdown(),
+                  "", f"Higher r(implicit, true): **{study['higher_pearson']}**; reference samples' mean true reward "
+                  f"{_fmt(study['reference_reward'], 3)}.", "", "![study](results/study.png)", ""]
+    thr = _load("throughput.json")
+    if thr:
+        parts += ["## Throughput vs TRL's DPOTrainer", "",
+                  f"`python benchmarks/align/bench_throughput.py`: {thr['model']}, LoRA r={thr['lora_r']}, "
+                  f"{thr['batch_prompts']} prompts per step, {thr['rounds']} alternating rounds of {thr['steps_per_round']} "
+                  "steps; median step time; ratios against TRL measured in the same run. Goal: >= 0.9x per sequence.", "",
+                  Table(["trainer", "sequences/step", "median step s", "sequences/s", "ratio vs TRL (per sequence)",
+                         "peak RSS increase MiB"],
+                        [[r["name"], r["sequences_per_step"], _fmt(r["median_step_s"]), _fmt(r["sequences_per_s"]),
+                          _fmt(r["ratio_vs_trl"], 3), _fmt(r["peak_rss_increase_mib"], 4)]
+                         for r in thr["trainers"]]).to_markdown(), "", "![throughput](results/throughput.png)", ""]
+    return atomic_write_text(HERE / "README.md", "\n".join(parts))
+
+
+if __name__ == "__main__":
+    print(write_readme())

@@ -1,0 +1,205 @@
+"""`tunelab align ...`: train DPO / EPA, run the exact theory experiment and the controlled-reward study."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from tunelab.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, help="Preference alignment: EPA and DPO (and PoFT when installed).",
+                  pretty_exceptions_enable=False)
+
+try:
+    from tunelab.align.poft_cli import app as poft_app
+except ModuleNotFoundError as err:
+    if err.name != "tunelab.align.poft_cli":
+        raise
+else:
+    app.add_typer(poft_app, name="poft", help="PoFT: preference-oriented SFT against aligned models.")
+
+
+def _emit(result: dict, as_json: bool, lines: list[str]) -> None:
+    from tunelab.io import to_jsonable
+
+    if as_json:
+        typer.echo(json.dumps(to_jsonable(result), indent=2))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"--{name} must be comma-separated integers, got '{text}'") from None
+    if not values or min(values) < 0:
+        raise UserError(f"--{name} must list non-negative integers")
+    return values
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="JSONL / CSV / Parquet with prompt, chosen, rejected (string or list)"),
+    out: Path = typer.Option(..., help="output folder (adapter or model, metrics.json); written atomically"),
+    method: str = typer.Option("epa", help="dpo or epa"),
+    model: str = typer.Option("smollm2-135m-instruct", help="embedded name, hub id or local folder"),
+    beta: float = typer.Option(0.1),
+    ns: int = typer.Option(1, help="strong negatives per prompt (rejected responses used)"),
+    nw: int = typer.Option(None, help="weak negatives per prompt (default: 2 for epa, 0 for dpo)"),
+    w: float = typer.Option(1.0, help="EPA stabiliser (1: the positive's own term; DPO when ns=1, nw=0)"),
+    weak_weight: float = typer.Option(1.0, help="weight of each weak-negative term"),
+    weak_source: str = typer.Option("both", help="weak negatives from other prompts' chosen, rejected or both"),
+    lora_r: int = typer.Option(8, help="LoRA rank; 0 = full fine-tuning"),
+    steps: int = typer.Option(-1, help="optimiser steps (-1: use --epochs)"),
+    epochs: float = typer.Option(1.0),
+    batch_size: int = typer.Option(4, help="prompts per step (each brings 1+ns+nw sequences)"),
+    lr: float = typer.Option(5e-4, help="learning rate"),
+    max_length: int = typer.Option(512, help="prompt+response tokens; longer responses are cut, longer prompts refused"),
+    precompute_ref: bool = typer.Option(True, help="reference log-probs once before training"),
+    save_steps: int = typer.Option(0, help="checkpoint every N steps into --checkpoint-dir (0: none)"),
+    checkpoint_dir: Path = typer.Option(None, help="checkpoints (default: OUT-checkpoints)"),
+    resume: str = typer.Option(None, help="checkpoint folder to resume from, or 'last'"),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Train a causal LM with DPO or EPA on preference data."""
+    from tunelab.align.config import check_preference_options
+    from tunelab.data import read_records
+
+    nw = (2 if method == "epa" else 0) if nw is None else nw
+    options = type("Options", (), dict(method=method, beta=beta, num_strong=ns, num_weak=nw, w=w,
+                                         weak_weight=weak_weight, weak_source=weak_source, max_length=max_length))
+    check_preference_options(options)
+    if lora_r < 0 or batch_size < 1 or lr <= 0:
+        raise UserError("--lora-r must be >= 0, --batch-size >= 1 and --lr > 0")
+    if not data.is_file():
+        raise UserError(f"no such data file: {data}")
+    records = read_records(data)
+    from tunelab.align.data import normalize_records
+
+    normalize_records(records, ns=ns)  # fail fast, before loading a model
+    checkpoints = checkpoint_dir or out.with_name(out.name + "-checkpoints")
+    if resume == "last":
+        found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        if not found:
+            raise UserError(f"no checkpoint under {checkpoints} to resume from")
+        resume = str(found[-1])
+    elif resume is not None and not Path(resume).is_dir():
+        raise UserError(f"no such checkpoint folder: {resume}")
+
+    from tunelab.align.config import AlignConfig
+    from tunelab.align.trainer import PreferenceTrainer
+    from tunelab.io import atomic_write_json, staged_dir
+    from tunelab.models import load_causal_lm
+    from tunelab.progress import track
+
+    model_obj, tok = load_causal_lm(model, seed=seed)
+    args = AlignConfig(output_dir=str(checkpoints), method=method, beta=beta, num_strong=ns, num_weak=nw, w=w,
+                       weak_weight=weak_weight, weak_source=weak_source, max_length=max_length,
+                       precompute_ref_log_probs=precompute_ref, max_steps=steps, num_train_epochs=epochs,
+                       per_device_train_batch_size=batch_size, learning_rate=lr, seed=seed,
+                       save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
+                       logging_steps=1, disable_tqdm=True)
+    peft_config = None
+    if lora_r:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
+                                 target_modules="all-linear")
+    trainer = PreferenceTrainer(model_obj, args, records, tok, peft_config=peft_config,
+                                reference_progress=lambda it: track(it, "reference log-probs"))
+    from tunelab.align.progress_callback import use_rich_progress
+
+    use_rich_progress(trainer, f"{method} training")
+    result = trainer.train(resume_from_checkpoint=resume)
+    logs = trainer.state.log_history
+    steps_logged = [h for h in logs if "loss" in h]
+    summary = {"method": method, "model": model, "steps": trainer.state.global_step, "train_loss": result.training_loss,
+               "final": steps_logged[-1] if steps_logged else {}, "out": str(out)}
+    with staged_dir(out) as tmp:
+        trainer.model.save_pretrained(tmp / "model")
+        tok.save_pretrained(tmp / "model")
+        atomic_write_json(tmp / "metrics.json", summary)
+        atomic_write_json(tmp / "log_history.json", logs)
+    final = summary["final"]
+    _emit(summary, as_json, [f"{method}: {summary['steps']} steps, loss {result.training_loss:.4f}, "
+                             f"reward accuracy {final.get('rewards/accuracies', float('nan')):.2f}, "
+                             f"margin {final.get('rewards/margins', float('nan')):.4f} -> {out}"])
+
+
+@app.command()
+def theory(
+    prompts: int = typer.Option(16),
+    responses: int = typer.Option(12),
+    inits: int = typer.Option(5, help="initialisations per method"),
+    nw: str = typer.Option("0,1,4,16", help="EPA variants: weak negatives per positive"),
+    w: float = typer.Option(1.0),
+    beta: float = typer.Option(0.1),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(None, help="folder for theory.json and theory.png"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The exact tabular experiment: slope, Pearson r, spread across initialisations, KL (DPO vs EPA)."""
+    from tunelab.align.theory import TheoryConfig, run_theory, theory_figure
+    from tunelab.progress import track
+
+    if prompts < 1 or responses < 2 or inits < 1:
+        raise UserError("need --prompts >= 1, --responses >= 2 and --inits >= 1")
+    cfg = TheoryConfig(prompts=prompts, responses=responses, inits=inits, weak_negatives=_ints(nw, "nw"), w=w,
+                       beta=beta, seed=seed)
+    outcome = run_theory(cfg, progress=lambda jobs: track(jobs, "theory: optimising"))
+    table = [{k: r[k] for k in ("method", "slope", "pearson", "spread", "kl", "loss")} for r in outcome["results"]]
+    if out is not None:
+        from tunelab.io import atomic_savefig, atomic_write_json, staged_dir
+
+        with staged_dir(out) as tmp:
+            atomic_write_json(tmp / "theory.json", {"config": outcome["config"], "results": table})
+            atomic_savefig(theory_figure(outcome), tmp / "theory.png")
+    _emit({"config": outcome["config"], "results": table}, as_json,
+          [f"{r['method']:>12}: slope {r['slope']:.4f}  r {r['pearson']:.4f}  spread {r['spread']:.2e}  "
+           f"KL {r['kl']:.3f}" for r in table])
+
+
+@app.command()
+def study(
+    model: str = typer.Option("smollm2-135m-instruct"),
+    prompts: int = typer.Option(12, help="prompts (at most 16 built in)"),
+    seeds: str = typer.Option("0,1,2"),
+    steps: int = typer.Option(12),
+    batch_size: int = typer.Option(4),
+    lr: float = typer.Option(5e-4),
+    nw: int = typer.Option(2, help="EPA weak negatives"),
+    ns: int = typer.Option(1, help="EPA strong negatives"),
+    train_responses: int = typer.Option(4),
+    heldout_responses: int = typer.Option(4),
+    max_new_tokens: int = typer.Option(20),
+    out: Path = typer.Option(None, help="folder for study.json and study.png"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Controlled-reward study: DPO vs EPA with LoRA, true reward known (MiniLM joy-vs-gloom score)."""
+    from tunelab.align.study import PROMPTS, StudyConfig, run_study, study_figure
+    from tunelab.progress import track
+
+    if not 2 <= prompts <= len(PROMPTS):
+        raise UserError(f"--prompts must be between 2 and {len(PROMPTS)}")
+    if ns >= train_responses or heldout_responses < 2 or steps < 1:
+        raise UserError("need --ns < --train-responses, --heldout-responses >= 2 and --steps >= 1")
+    cfg = StudyConfig(model=model, prompts=prompts, seeds=_ints(seeds, "seeds"), steps=steps, batch_size=batch_size,
+                      learning_rate=lr, num_weak=nw, num_strong=ns, train_responses=train_responses,
+                      heldout_responses=heldout_responses, max_new_tokens=max_new_tokens)
+    outcome = run_study(cfg, progress=lambda jobs: track(jobs, "study: training"))
+    if out is not None:
+        from tunelab.io import atomic_savefig, atomic_write_json, staged_dir
+
+        with staged_dir(out) as tmp:
+            atomic_write_json(tmp / "study.json", outcome)
+            atomic_savefig(study_figure(outcome), tmp / "study.png")
+    s = outcome["summary"]
+    _emit(outcome, as_json, [f"{m}: r(implicit,true) {s[m]['pearson']['mean']:.3f} +/- {s[m]['pearson']['std']:.3f}, "
+                             f"slope {s[m]['slope']['mean']:.3f}, KL {s[m]['kl']['mean']:.3f}, "
+                             f"win rate {s[m]['win_rate']['mean']:.2f}" for m in s]
+          + [f"higher r(implicit, true): {outcome['higher_pearson']}"])

@@ -1,0 +1,59 @@
+"""`tunelab align ...`: bad input is one line + exit 2 with nothing under --out; train / theory run end to end."""
+
+import json
+
+import pytest
+
+from tunelab.cli import main
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("rows, extra, message", [
+    ([{"prompt": "p", "chosen": "c"}], [], "missing column"),
+    ([{"prompt": "p", "chosen": "", "rejected": "r"}], [], "non-empty"),
+    ([{"prompt": "p", "chosen": "c", "rejected": "r"}], ["--method", "epa", "--ns", "2"], "fewer than ns=2"),
+    ([{"prompt": "p", "chosen": "c", "rejected": "r"}], ["--method", "dpo", "--nw", "3"], "DPO uses exactly one"),
+    ([{"prompt": "p", "chosen": "c", "rejected": "r"}], ["--method", "ppo"], "unknown method"),
+])
+def test_train_bad_input(tmp_path, capsys, rows, extra, message):
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    code = main(["align", "train", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "tiny-llama", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_prompt_too_long(tmp_path, capsys):
+    rows = [{"prompt": "word " * 300, "chosen": "c", "rejected": "r"}, {"prompt": "p", "chosen": "c", "rejected": "r"}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    code = main(["align", "train", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "tiny-llama",
+                 "--max-length", "64"])
+    assert code == 2 and "max_length" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_epa_tiny_end_to_end(tmp_path, capsys):
+    rows = [{"prompt": f"Tell me about {i}", "chosen": f"{i} is fine.", "rejected": [f"no {i}", f"never {i}"]}
+            for i in range(4)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    code = main(["align", "train", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "tiny-llama",
+                 "--method", "epa", "--ns", "2", "--nw", "1", "--steps", "2", "--batch-size", "2", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["steps"] == 2 and "rewards/weak" in summary["final"]
+    assert (tmp_path / "out" / "model" / "adapter_config.json").is_file()
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["method"] == "epa"
+
+
+def test_theory_cli_writes_json_and_png(tmp_path, capsys):
+    code = main(["align", "theory", "--prompts", "3", "--responses", "4", "--inits", "2", "--nw", "4",
+                 "--out", str(tmp_path / "t"), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in result["results"]] == ["dpo", "epa(nw=4)"]
+    assert (tmp_path / "t" / "theory.png").stat().st_size > 1000
