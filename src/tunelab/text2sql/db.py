@@ -162,11 +162,14 @@ class Database:
         raise NotImplementedError
 
 
-def _drain(cursor_fetchmany, max_rows: int | None, count_all: bool) -> tuple[list[tuple], int, bool]:
-    """Keep at most `max_rows` rows while counting all of them."""
+def _drain(cursor_fetchmany, max_rows: int | None, count_all: bool, deadline: float,
+           timeout_s: float) -> tuple[list[tuple], int, bool]:
+    """Keep at most `max_rows` rows while counting all of them; the deadline is checked between chunks too."""
     kept: list[tuple] = []
     total = 0
     while True:
+        if time.monotonic() > deadline:
+            raise SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout")
         chunk = cursor_fetchmany(1000)
         if not chunk:
             break
@@ -224,7 +227,7 @@ class SQLiteDatabase(Database):
             try:
                 cursor = self.conn.execute(sql, params)
                 columns = [d[0] for d in cursor.description or []]
-                rows, total, truncated = _drain(cursor.fetchmany, max_rows, count_all)
+                rows, total, truncated = _drain(cursor.fetchmany, max_rows, count_all, deadline, timeout_s)
             except sqlite3.Error as err:
                 if timed_out[0]:
                     raise SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout") from err
@@ -289,6 +292,7 @@ class DuckDBDatabase(Database):
         import duckdb
 
         start = time.perf_counter()
+        deadline = time.monotonic() + timeout_s
         with self._lock:
             timer = threading.Timer(timeout_s, self.conn.interrupt)
             timer.daemon = True
@@ -302,7 +306,7 @@ class DuckDBDatabase(Database):
                         raise SQLError("refused", f"only queries may run ({statements[0].type.name} refused)")
                 cursor = self.conn.execute(sql, list(params) if params else None)
                 columns = [d[0] for d in cursor.description or []]
-                rows, total, truncated = _drain(cursor.fetchmany, max_rows, count_all)
+                rows, total, truncated = _drain(cursor.fetchmany, max_rows, count_all, deadline, timeout_s)
             except duckdb.InterruptException as err:
                 raise SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout") from err
             except (duckdb.PermissionException, duckdb.InvalidInputException) as err:
