@@ -1,0 +1,87 @@
+"""Training-step time and peak memory of LoRA / DoRA (PEFT's own) / BoRA on SmolLM2-135M, and merged inference.
+
+    .venv/bin/python benchmarks/adapters/bench_speed.py
+
+One process, one batch, the methods' steps interleaved; ratios from this one run. Writes results/speed.json,
+results/speed.png and the table in README.md (generated from the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from tunelab.adapters.bench import run_speed_study
+from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text
+
+HERE = Path(__file__).parent
+
+
+def write_outputs(result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    atomic_write_json(HERE / "results" / "speed.json", result)
+    rows = result["training"]
+    names = list(rows)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, key, title in zip(axes, ["median_step_s", "peak_step_mb", "saved_activation_mb"],
+                              ["median training-step time (s)", "peak step memory (MiB)", "saved activations (MiB)"]):
+        ax.bar(names, [rows[n][key] for n in names], color=[f"C{i}" for i in range(len(names))])
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"{result['model']}, r={result['r']}, batch {result['batch_size']}x{result['seq_len']} tokens, "
+                 f"{result['threads']} CPU threads", fontsize=9)
+    fig.tight_layout()
+    atomic_savefig(fig, HERE / "results" / "speed.png")
+    plt.close(fig)
+
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = ["| method | trainable params | median step (s) | vs DoRA | vs LoRA | peak step memory (MiB) | vs DoRA | "
+             "vs LoRA | saved activations (MiB) | vs DoRA |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for n in names:
+        row = rows[n]
+        lines.append(f"| {n} | {row['trainable_parameters']} | {fmt(row['median_step_s'])} | "
+                     f"{fmt(row['time_vs_dora'])} | {fmt(row['time_vs_lora'])} | {fmt(row['peak_step_mb'], 1)} | "
+                     f"{fmt(row['memory_vs_dora'])} | {fmt(row['memory_vs_lora'])} | "
+                     f"{fmt(row['saved_activation_mb'], 1)} | {fmt(row['activations_vs_dora'])} |")
+    inf = result["inference"]
+    table = (f"{result['model']}, adapters on {', '.join(result['targets'])}, r={result['r']}, batch "
+             f"{result['batch_size']} x {result['seq_len']} tokens, AdamW, {result['repeats']} timed steps per "
+             f"method, interleaved, {result['threads']} CPU threads.\n\n" + "\n".join(lines) + "\n\n"
+             f"Merged inference (forward of the batch, {len(inf['base_s'])} interleaved repeats): merged BoRA "
+             f"median {inf['median_merged_s']:.3f} s, base model {inf['median_base_s']:.3f} s, ratio "
+             f"{inf['merged_vs_base']:.3f}.\n")
+    atomic_write_text(HERE / "results" / "speed_table.md", table)
+    from bench_accuracy import _update_readme
+
+    _update_readme()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--methods", nargs="+", default=["lora", "dora", "bora", "bora:in_first"])
+    parser.add_argument("--r", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--seq-len", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    result = run_speed_study(args.model, args.methods, r=args.r, batch_size=args.batch_size, seq_len=args.seq_len,
+                             repeats=args.repeats)
+    write_outputs(result)
+    print(open(HERE / "results" / "speed_table.md").read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    sys.exit(main())
