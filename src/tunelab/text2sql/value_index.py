@@ -26,6 +26,7 @@ from tunelab.text2sql.schema import Schema
 INDEX_VERSION = 1
 TEXT_TYPES = ("CHAR", "TEXT", "CLOB", "STRING", "VARCHAR")
 MAX_VALUES_PER_COLUMN = 5000
+MAX_FUZZY_CANDIDATES = 2000
 MAX_VALUE_CHARS = 80  # longer values are free text: searching them is not what SearchValue is for
 TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -131,6 +132,8 @@ class ValueIndex:
                     self._buckets.setdefault(key, []).append(term)
         candidates = {t for key in vocab_keys(word) for t in self._buckets.get(key, ())
                       if abs(len(t) - len(word)) <= 2}
+        if len(candidates) > MAX_FUZZY_CANDIDATES:  # code-like values (AAAAAAAOAGCAAAA) share both ends: bound the work
+            candidates = sorted(candidates, key=lambda t: (abs(len(t) - len(word)), t))[:MAX_FUZZY_CANDIDATES]
         found = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.75)
         return found[0] if found else None
 
