@@ -20,3 +20,18 @@ def test_render_trajectory_shows_every_turn(shop_path):
         box.close()
     text = render_trajectory(traj)
     assert "--- turn 1" in text and "--- turn 2" in text and "final SQL: SELECT 1" in text
+
+
+def test_fallback_script_answers_both_demo_questions(shop_path):
+    from tunelab.text2sql.demo import QUESTIONS, SCRIPT
+    from tunelab.text2sql.evaluate import bird_match
+
+    llm = ScriptedLLM(list(SCRIPT))
+    with open_database(shop_path) as db:
+        box = Toolbox(db, encoder=None)
+        agent = Agent(box, llm)
+        for question, gold in QUESTIONS:
+            traj = agent.run(question)
+            assert traj.status == "done"
+            assert bird_match(db.execute(traj.final_sql).rows, db.execute(gold).rows)
+        box.close()
