@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--budget-min", type=float, default=None, help="stop starting new questions after this")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--question-budget-s", type=float, default=300.0, help="agent wall-clock budget")
+    parser.add_argument("--max-turns", type=int, default=12)
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     if args.report:
@@ -50,7 +52,7 @@ def main() -> None:
     from tunelab.text2sql.agent import Agent
     from tunelab.text2sql.baseline import predict_full_schema
     from tunelab.text2sql.db import open_database
-    from tunelab.text2sql.evaluate import Example, Prediction, judge, summarize
+    from tunelab.text2sql.evaluate import Example, Prediction, judge
     from tunelab.text2sql.llm import make_llm
     from tunelab.text2sql.tools import Toolbox, load_encoder_or_none
 
@@ -71,7 +73,8 @@ def main() -> None:
             boxes[q["db"]] = Toolbox(dbs[q["db"]], encoder=encoder)
         db, box = dbs[q["db"]], boxes[q["db"]]
         example = Example(q["id"], paths[q["db"]], q["question"], q["sql"], "", q["difficulty"])
-        traj = Agent(box, llm, budget_s=300, max_tokens=160).run(q["question"])
+        traj = Agent(box, llm, max_turns=args.max_turns, budget_s=args.question_budget_s,
+                     max_tokens=160).run(q["question"])
         agent_pred = Prediction(traj.final_sql, len(traj.steps), traj.prompt_tokens, traj.completion_tokens,
                                 traj.wall_s, traj.status, traj.to_dict())
         base_pred = predict_full_schema(llm, box.schema, q["question"], max_tokens=200)
@@ -103,6 +106,8 @@ def save(records: dict, args, planned: int, finished: bool = False) -> None:
         "model": args.model, "endpoint": args.base_url or "local transformers (CPU)",
         "questions_total": len(json.loads(QUESTIONS.read_text())), "questions_planned": planned,
         "questions_run": len(records["agent"]), "finished": finished, "budget_min": args.budget_min,
+        "agent_max_turns": args.max_turns, "agent_budget_s": args.question_budget_s, "torch_threads": args.threads,
+        "machine_load_1min": __import__("os").getloadavg()[0],
         "summary": summaries, "by_database": by_db, "records": records,
     })
 
@@ -142,7 +147,9 @@ def write_report(data: dict) -> None:
     text = (f"### Execution accuracy (`bench_ex.py`)\n\nModel: {data['model']} via {data['endpoint']}. "
             f"{data['questions_run']} of {data['questions_total']} questions ran (planned {data['questions_planned']}, "
             f"budget {data['budget_min']} min, finished={data['finished']}); questions taken round-robin over the "
-            f"databases.\n\n{table}\n\nagent / baseline: prompt tokens x{ratio_tokens:.2f}, median latency "
+            f"databases. Agent: at most {data['agent_max_turns']} turns, {data['agent_budget_s']:g} s per question; "
+            f"{data['torch_threads']} torch thread(s); 1-minute load average of the shared 2-core machine at the last "
+            f"save: {data['machine_load_1min']:.1f}.\n\n{table}\n\nagent / baseline: prompt tokens x{ratio_tokens:.2f}, median latency "
             f"x{ratio_latency:.2f}.\n\n| database | agent EX % | baseline EX % | questions |\n|---|---|---|---|\n"
             + "\n".join(db_rows) + "\n\n![EX](results/ex.png)\n")
     atomic_write_text(RESULTS / "ex.md", text)
