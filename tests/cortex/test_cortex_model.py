@@ -77,3 +77,4 @@ def test_model_shapes_and_bad_config():
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 10)
     with pytest.raises(UserError, match="unknown readout"):
         ModelConfig(readout="attention")
+
