@@ -71,10 +71,12 @@ def run(out_dir: Path) -> list[Section]:
     try:
         llm = TransformersLLM("qwen2.5-coder-0.5b-instruct")
         llm_note = ("LLM: the embedded Qwen2.5-Coder-0.5B-Instruct run locally on CPU (greedy; loaded in "
-                    f"{time.perf_counter() - start:.0f} s)")
+                    f"{time.perf_counter() - start:.0f} s). A 0.5B model is weak at this protocol; the numbers below "
+                    "are what it did in this run")
     except UserError as err:  # the model packages are not installed: replay a fixed script instead, and say so
         llm = ScriptedLLM(SCRIPT)
-        llm_note = f"LLM: a SCRIPTED replay of fixed replies (the embedded Qwen model is unavailable: {err})"
+        llm_note = (f"LLM: a SCRIPTED replay of fixed replies, not a model (the embedded Qwen model is unavailable: "
+                    f"{err}); its token counts are words")
     rows, trajectories = [], []
     with open_database(path) as db:
         box = Toolbox(db, encoder="all-minilm-l6-v2")
@@ -95,9 +97,8 @@ def run(out_dir: Path) -> list[Section]:
     correct = sum(r[2] == "yes" for r in rows)
     prose = (
         "The agent sees only the table list (table, primary key, foreign keys, row count) and discovers columns, "
-        f"stored values and joins with its tools. {llm_note}, at most 8 turns and 75 s per question, on a generated shop database "
-        "(320-column telemetry table, values stored with trailing spaces such as 'Lyon '). A 0.5B model is weak at "
-        "this protocol; the numbers below are what it did in this run.\n\n"
+        f"stored values and joins with its tools. {llm_note}. At most 8 turns and 75 s per question, on a generated shop database "
+        "(320-column telemetry table, values stored with trailing spaces such as 'Lyon ').\n\n"
         f"Safety: {sum(o[1] != 'SUCCEEDED' for o in safety['outcomes'])} of {len(ATTACKS)} attack statements "
         f"refused or stopped by the engine; database file bytes unchanged: {safety['unchanged']}.\n\n"
         "Trajectory of the first question:\n" + render_trajectory(trajectories[0]))
