@@ -7,6 +7,9 @@ from pathlib import Path
 
 from tunelab.report import Section, Table
 
+# Small enough for `tunelab demo` on two CPU cores; the three-seed study is benchmarks/align/poft.
+DEMO_SETTINGS = {"n_train": 16, "n_test": 16, "noise": (0.4,), "seeds": (0,), "epochs": 2, "cost_steps": 2}
+
 
 def _score_figure(clean: dict[str, list[float]], corrupted: dict[str, list[float]]):
     import matplotlib
@@ -36,7 +39,7 @@ def run(out_dir: Path) -> list[Section]:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out_dir = Path(out_dir)
     cache = out_dir / "score-cache"
-    settings = StudySettings(n_train=16, n_test=16, noise=(0.4,), seeds=(0,), epochs=2, cost_steps=2)
+    settings = StudySettings(**DEMO_SETTINGS)
 
     problems = make_problems(settings.n_train + settings.n_test, settings.data_seed)[:settings.n_train]
     wrong = corrupt(problems, 1.0, 0)
@@ -57,7 +60,7 @@ def run(out_dir: Path) -> list[Section]:
             "aligned models find unlikely count less. The data are generated arithmetic and unit-conversion problems "
             "with exactly checkable answers; corrupted responses carry a plausible wrong number. The histograms show "
             "how each aligned model scores clean against corrupted responses; the table is a one-seed run of SFT and "
-            f"PoFT on {settings.n_train} examples with 40 % corrupted (target {settings.target} + LoRA), evaluated "
+            f"PoFT on {settings.n_train} examples with {settings.noise[-1]:.0%} corrupted (target {settings.target} + LoRA), evaluated "
             f"on {settings.n_test} held-out problems. One seed at this size says little about the difference; the "
             "three-seed study at 0/20/40 % noise is in benchmarks/align/poft."),
         results={"scoring": scores.examples_per_second, **results},
@@ -73,7 +76,7 @@ def run(out_dir: Path) -> list[Section]:
     key = {f"AUC {m}": auc(clean[m], bad[m]) for m in settings.aligned}
     key["untrained accuracy"] = results["untrained_accuracy"]
     for method in settings.methods:
-        key[f"{method.upper()} accuracy at 40 % noise"] = results["accuracy"][method]["0.4"]["mean"]
+        key[f"{method.upper()} accuracy at {settings.noise[-1]:.0%} noise"] = results["accuracy"][method][str(settings.noise[-1])]["mean"]
     if results["cost"]:
         key["PoFT / SFT step time"] = results["cost"]["poft_over_sft"]
     section.key_numbers = key
