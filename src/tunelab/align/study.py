@@ -50,25 +50,32 @@ PROMPTS = [
 ]
 
 
+SYSTEM = "Answer in one short sentence."  # replaces the long default system prompt: shorter sequences
+
+
+def chat_prompt(text: str) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
+
+
 @dataclasses.dataclass
 class StudyConfig:
     model: str = "smollm2-135m-instruct"
-    prompts: int = 12
-    train_responses: int = 4
-    heldout_responses: int = 4
+    prompts: int = 8
+    train_responses: int = 3
+    heldout_responses: int = 3
     rankings_per_prompt: int = 2
-    max_new_tokens: int = 20
+    max_new_tokens: int = 12
     temperature: float = 1.0
     reward_scale: float = 10.0
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = ("dpo", "epa")
     beta: float = 0.1
     num_strong: int = 1
-    num_weak: int = 2
+    num_weak: int = 1
     w: float = 1.0
-    steps: int = 12
-    batch_size: int = 4
-    learning_rate: float = 5e-4
+    steps: int = 8
+    batch_size: int = 2
+    learning_rate: float = 2e-3
     lora_r: int = 8
     eval_samples: int = 2  # generations per prompt for reward / KL / win rate
     data_seed: int = 0
@@ -160,7 +167,7 @@ def run_study(cfg: StudyConfig | None = None, out_dir=None, progress=None) -> di
 
     cfg = cfg or StudyConfig()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    prompts = PROMPTS[: cfg.prompts]
+    prompts = [chat_prompt(p) for p in PROMPTS[: cfg.prompts]]
     encoder = load_sentence_encoder("all-minilm-l6-v2")
     ref_model, tok = load_causal_lm(cfg.model)
     n = cfg.train_responses + cfg.heldout_responses
