@@ -8,6 +8,7 @@ Greedy decoding (temperature 0) by default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -16,6 +17,16 @@ from typing import Protocol
 from tunelab.errors import UserError
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+
+@functools.lru_cache(maxsize=1)
+def cache_argument() -> str:
+    """generate()'s name for a KV cache: `cache` from transformers 5.2x on, `past_key_values` before."""
+    import transformers
+    from packaging.version import Version
+
+    return "cache" if Version(transformers.__version__) >= Version("5.20") else "past_key_values"
+
 
 
 class LLMError(UserError):
@@ -177,13 +188,15 @@ class TransformersLLM:
         start = time.perf_counter()
         criteria = StoppingCriteriaList([StopOnText(self.tokenizer, ids.shape[1], stop)] if stop else [])
         past = self._reusable_cache(ids[0]) if self.reuse_cache else None
+        cache_kwarg = {cache_argument(): past} if past is not None else {}
         with torch.no_grad():
             result = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
-                                         do_sample=False, stopping_criteria=criteria, past_key_values=past,
+                                         do_sample=False, stopping_criteria=criteria, **cache_kwarg,
                                          pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True)
         out = result.sequences
-        if self.reuse_cache and result.past_key_values is not None:
-            self._cache = result.past_key_values
+        cache = result.get("cache") or result.get("past_key_values")
+        if self.reuse_cache and cache is not None:
+            self._cache = cache
             self._cache_ids = out[0, : self._cache.get_seq_length()].clone()
         new = out[0, ids.shape[1]:]
         text = cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), stop)
