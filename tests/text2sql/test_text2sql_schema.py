@@ -93,3 +93,16 @@ def test_format_rows_keeps_trailing_spaces_visible(shop_path):
     with open_database(shop_path) as db:
         result = db.execute("SELECT DISTINCT city FROM customers WHERE city LIKE 'Lyon%'")
     assert "'Lyon '" in format_rows(result)
+
+
+def test_missing_tpc_extension_is_a_user_error(monkeypatch):
+    import importlib.util
+
+    from tunelab.text2sql import tpc
+
+    assert tpc.extension_file("tpch").name == "tpch.duckdb_extension"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match="pip install duckdb-extension-tpcds"):
+        tpc.extension_file("tpcds")
+    with pytest.raises(UserError, match="unknown benchmark"):
+        tpc.make_tpc_database("x.duckdb", "tpcx")
