@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 
 import numpy as np
 import torch
@@ -75,6 +76,14 @@ def encoder_top_layers(encoder, k: int) -> nn.ModuleList | None:
     return copy.deepcopy(nn.ModuleList(list(stack)[len(stack) - k:]))
 
 
+@functools.lru_cache(maxsize=2)
+def _load_encoder_once(name: str):
+    """The pretrained encoder, loaded once per process (every run copies its top layers)."""
+    from tunelab.models import load_encoder
+
+    return load_encoder(name)[0]
+
+
 class ActiveClassifier:
     """Fit / predict / embed / VAP on a FeaturePool, retrained from the same initial weights each round."""
 
@@ -90,9 +99,7 @@ class ActiveClassifier:
 
     @classmethod
     def for_encoder(cls, config: ClassifierConfig, num_labels: int) -> "ActiveClassifier":
-        from tunelab.models import load_encoder
-
-        encoder, _ = load_encoder(config.encoder)
+        encoder = _load_encoder_once(config.encoder)
         return cls(config, num_labels, encoder.config.hidden_size,
                    encoder_top_layers(encoder, config.trainable_layers))
 

@@ -15,7 +15,8 @@ def run(out_dir: Path) -> list[Section]:
     import torch
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
-    spec = CorpusSpec("stdlib-docs", max_pool=600, max_test=300, initial_size=30, query_size=30, rounds=5)
+    spec = CorpusSpec("stdlib-docs", max_pool=600, max_test=300, initial_size=30, query_size=30, rounds=5,
+                      max_length=64)
     corpus = run_corpus(spec, list(STRATEGIES), [0, 1], out_dir, ClassifierConfig(max_length=64), progress=True)
     section = Section(
         title="Active learning: VAPAL and baselines",

@@ -87,7 +87,7 @@ def run_loop(task: Task, model: ActiveClassifier, config: LoopConfig, state_path
     labeled = np.concatenate([np.asarray(r["selected"], dtype=np.int64) for r in record["rounds"]]
                              or [np.zeros(0, dtype=np.int64)])
     done = len(record["rounds"])
-    if done:  # bring the model back to the end of the last finished round
+    if 0 < done <= config.rounds:  # bring the model back to the end of the last finished round
         if config.warm_start and checkpoint and checkpoint.exists():
             model.model = model.fresh_model(0)
             model.model.load_state_dict(torch.load(checkpoint, weights_only=True))
