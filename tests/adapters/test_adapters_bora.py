@@ -221,3 +221,17 @@ def test_factorisation_identity(order):
     zeros_a, zeros_b = torch.zeros(1, 11), torch.zeros(7, 1)
     expected = dense_bora_weight(weight, zeros_a, zeros_b, 1.0, m_out, m_in, order)
     assert (g_out[:, None] * weight * g_in[None, :] - expected).abs().max() < 1e-5
+
+
+def test_merging_two_bora_adapters_then_unmerging_restores_the_base(kind):
+    _, model = bora_model(kind, "out_first")
+    model.add_adapter("second", BidimLoraConfig(r=2, bidim_order="in_first", target_modules=targets(kind)))
+    perturb(model, seed=6)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "base_layer" in n}
+    model.base_model.merge_adapter(adapter_names=["default", "second"])
+    changed = max((p - before[n]).abs().max().item() for n, p in model.named_parameters() if n in before)
+    assert changed > 1e-3
+    model.base_model.unmerge_adapter()
+    for name, param in model.named_parameters():
+        if name in before:
+            assert (param - before[name]).abs().max().item() < 1e-5, name

@@ -102,34 +102,38 @@ class BidimLinearVariant(LoraVariant):
         module.lora_magnitude_in[adapter_name] = nn.Parameter(magnitude_in.to(device))
 
     @staticmethod
-    def _merged_weight(module: LoraLinear, active_adapter: str, current: torch.Tensor, safe_merge: bool):
-        # The norms come from the unmerged base weight, as in forward, even when other adapters are merged already.
+    def _merge_gains(module: LoraLinear, active_adapter: str, safe_merge: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        # The norms come from the unmerged base weight, as in forward, even when other adapters are merged already;
+        # the gains are cached because unmerge cannot recompute them from the merged weight.
         with module._unmerged_base_weight(safe_merge=safe_merge) as base_weight:
             gain_out, gain_in = (g.detach() for g in adapter_gains(module, active_adapter, base_weight))
         module._cache_store(f"{active_adapter}-bidim-gains", (gain_out, gain_in))
-        merged = scale_weight(_out_in(current, module.fan_in_fan_out).float() + _lora_delta(module, active_adapter),
-                              gain_out, gain_in)
-        return _out_in(merged, module.fan_in_fan_out).to(current.dtype)
+        return gain_out, gain_in
+
+    @staticmethod
+    def _merged(module: LoraLinear, active_adapter: str, current: torch.Tensor, gain_out, gain_in) -> torch.Tensor:
+        """diag(g_out) (current + s B A) diag(g_in), in the stored layout and dtype."""
+        weight = _out_in(current, module.fan_in_fan_out).float() + _lora_delta(module, active_adapter).detach()
+        return _out_in(scale_weight(weight, gain_out, gain_in), module.fan_in_fan_out).to(current.dtype)
 
     @staticmethod
     def merge_safe(module: LoraLinear, active_adapter: str, orig_weight: torch.Tensor) -> torch.Tensor:
-        new_weight = BidimLinearVariant._merged_weight(module, active_adapter, orig_weight, safe_merge=True)
-        # the replay inside _unmerged_base_weight may have rebuilt the base weight; start from that one
-        current = dequantize_module_weight(module.get_base_layer())
-        if current is not orig_weight and not torch.equal(current, orig_weight):
-            new_weight = BidimLinearVariant._merged_weight(module, active_adapter, current, safe_merge=True)
-        return new_weight
+        gain_out, gain_in = BidimLinearVariant._merge_gains(module, active_adapter, safe_merge=True)
+        # `orig_weight` was copied before the replay inside _unmerged_base_weight rebuilt the base weight, and in
+        # low precision the two can differ: continue from the rebuilt one (as PEFT's DoRA does)
+        current = dequantize_module_weight(module.get_base_layer()).detach()
+        return BidimLinearVariant._merged(module, active_adapter, current, gain_out, gain_in)
 
     @staticmethod
     def merge_unsafe(module: LoraLinear, active_adapter: str, orig_weight: torch.Tensor) -> None:
-        new_weight = BidimLinearVariant._merged_weight(module, active_adapter, orig_weight.data, safe_merge=False)
-        orig_weight.data = new_weight
+        gain_out, gain_in = BidimLinearVariant._merge_gains(module, active_adapter, safe_merge=False)
+        orig_weight.data = BidimLinearVariant._merged(module, active_adapter, orig_weight.data, gain_out, gain_in)
 
     @staticmethod
     def unmerge(module: LoraLinear, active_adapter: str, orig_weight: torch.Tensor) -> torch.Tensor:
         gain_out, gain_in = module._cache_pop(f"{active_adapter}-bidim-gains")
         weight = unscale_weight(_out_in(orig_weight.data, module.fan_in_fan_out).float(), gain_out, gain_in)
-        weight = weight - _lora_delta(module, active_adapter)
+        weight = weight - _lora_delta(module, active_adapter).detach()
         return _out_in(weight, module.fan_in_fan_out).to(orig_weight.dtype)
 
     @staticmethod
@@ -152,6 +156,8 @@ class BidimLoraLinear(LoraLinear):
         if kwargs.get("parameter_name") is not None:
             raise ValueError("BoRA adapts modules, not bare parameters (target_parameters)")
         target = base_layer.get_base_layer() if isinstance(base_layer, BaseTunerLayer) else base_layer
+        if not target.weight.dtype.is_floating_point:
+            raise ValueError(f"BoRA needs a floating-point weight; {type(target).__name__} is quantised")
         is_conv1d = isinstance(target, Conv1D)
         if is_conv1d != bool(config.fan_in_fan_out):
             # same correction as PEFT's default dispatch: the layout is a property of the layer, not a choice
