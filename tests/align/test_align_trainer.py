@@ -107,3 +107,15 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
     resumed = run(tmp_path / "part", 2, resume=str(tmp_path / "part" / "checkpoint-1"))
     for key in full:
         torch.testing.assert_close(resumed[key], full[key])
+
+
+def test_nan_loss_is_a_user_error(tmp_path):
+    from tunelab.errors import UserError
+
+    model, tok = tiny_llama(seed=0)
+    trainer = PreferenceTrainer(model, args(tmp_path, method="dpo"), make_records(4), tok, peft_config=LoraConfig(**LORA))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        next(p for n, p in trainer.model.named_parameters() if "lora_B" in n).fill_(float("nan"))
+        with pytest.raises(UserError, match="loss became nan"):
+            trainer.compute_loss(trainer.model, batch)

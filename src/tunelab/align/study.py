@@ -138,6 +138,9 @@ def train_one(cfg: StudyConfig, method: str, seed: int, records: list[dict], out
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     trainer = PreferenceTrainer(model, args, records, tok, peft_config=lora)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # keep stdout clean (--json); the study shows its own progress
     start = time.perf_counter()
     trainer.train()
     return trainer.model, tok, time.perf_counter() - start, trainer.state.log_history
