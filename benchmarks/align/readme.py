@@ -45,8 +45,12 @@ def write_readme() -> Path:
     if study:
         s = study["summary"]
         parts += ["## Controlled-reward study (SmolLM2-135M-Instruct, LoRA)", "",
-                  f"`python benchmarks/align/bench_study.py`: seeds {study['config']['seeds']}, "
-                  f"{study['config']['steps']} steps, {study['records']} preference records. Mean +/- std over seeds.", "",
+                  f"`python benchmarks/align/bench_study.py` (flags as recorded in results/study.json): "
+                  f"seeds {study['config']['seeds']}, {study['config']['prompts']} prompts, "
+                  f"{study['config']['steps']} steps of {study['config']['batch_size']} prompts, "
+                  f"{study['records']} preference records, {study['config']['heldout_responses']} held-out responses "
+                  f"per prompt, EPA ns={study['config']['num_strong']} nw={study['config']['num_weak']}. "
+                  "Mean +/- std over seeds.", "",
                   Table(["method", "r(implicit, true)", "slope", "KL to ref", "true reward", "win rate vs ref"],
                         [[m] + [f"{_fmt(s[m][k]['mean'], 3)} +/- {_fmt(s[m][k]['std'], 2)}"
                                 for k in ("pearson", "slope", "kl", "reward", "win_rate")] for m in s]).to_markdown(),
