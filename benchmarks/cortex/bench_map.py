@@ -24,12 +24,12 @@ sys.path.insert(0, str(HERE))
 
 from readme import write_readme  # noqa: E402
 
-from tunelab.cortex import mapping  # noqa: E402
+from tunelab.cortex import mapping, verify  # noqa: E402
 from tunelab.cortex.fit import FitConfig, FittedModel, fit_model  # noqa: E402
 from tunelab.cortex.images import offline_bank  # noqa: E402
 from tunelab.cortex.model import EncodingModel, ModelConfig  # noqa: E402
 from tunelab.cortex.pipeline import map_domains, simulate_recording, verify_in_silico  # noqa: E402
-from tunelab.cortex.simulate import SheetConfig  # noqa: E402
+from tunelab.cortex.simulate import CorticalSheet, SheetConfig  # noqa: E402
 from tunelab.io import atomic_savefig, atomic_write_json  # noqa: E402
 
 
@@ -83,12 +83,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = SheetConfig(height=args.side, width=args.side)
-    sheet, recording = simulate_recording(config, args.images, repeats=2, seed=0)
     model_dir = args.cache / f"gaussian-{args.side}-{args.images}-{args.epochs}"
-    if (model_dir / "model.json").exists():  # reuse a fit of exactly this configuration
+    if (model_dir / "fit_report.json").exists():  # reuse a fit of exactly this configuration
+        sheet = CorticalSheet(config)
         fitted = FittedModel.load(model_dir)
         fit_report = json.loads((model_dir / "fit_report.json").read_text())
     else:
+        sheet, recording = simulate_recording(config, args.images, repeats=2, seed=0)
         fitted, report = fit_model(recording, ModelConfig(), FitConfig(epochs=args.epochs), progress=True)
         fit_report = {k: v for k, v in report.items() if k not in ("per_unit", "split")}
         fitted.save(model_dir)
@@ -97,6 +98,8 @@ def main() -> None:
     bank = offline_bank(args.bank, config.image_size, seed=100)
     result = map_domains(fitted, bank, k=25)
     verification = verify_in_silico(sheet, result, bank)
+    known_count = map_domains(fitted, bank, k=25, n_domains=len(config.domains))  # the count given, for reference
+    verification["ari_with_true_domain_count"] = verify.map_agreement(sheet.domain_map, known_count.domain_map)
     speeds = search_speeds(fitted, bank.images, args.timing_repeats)
     load = os.getloadavg()
     results = {

@@ -43,6 +43,7 @@ def map_section(data: dict) -> str:
     v, s, f, c = data["verification"], data["search"], data["fit"], data["config"]
     table = Table(["quantity", "value"], [
         ["recovered-domain ARI", _fmt(v["ari"])],
+        ["recovered-domain ARI with the true domain count given", _fmt(v.get("ari_with_true_domain_count"))],
         ["preferred-feature accuracy (pixels)", _fmt(v["preferred_feature_accuracy"])],
         ["domains true / recovered", f"{v['true_domains']} / {v['recovered_domains']}"],
         ["verification: median d' (domain vs rest)", _fmt(v["median_d_prime"])],
