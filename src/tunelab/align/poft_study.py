@@ -21,9 +21,9 @@ import torch
 from transformers import PrinterCallback
 
 from tunelab.align.poft_config import PoFTConfig
-from tunelab.align.poft_eval import accuracy
+from tunelab.align.poft_eval import accuracy, generate_answers
 from tunelab.align.poft_scoring import AlignedScores, score_dataset
-from tunelab.align.poft_tasks import corrupt, make_problems
+from tunelab.align.poft_tasks import corrupt, is_correct, make_problems
 from tunelab.align.poft_train import LoraSettings, attach_lora, load_target, make_trainer
 from tunelab.io import atomic_write_text, to_jsonable
 
@@ -84,7 +84,10 @@ def train_and_evaluate(settings: StudySettings, rows: list[dict], test: list[dic
         result = trainer.train()
         seconds = time.perf_counter() - start
         weights = [log["poft/weight"] for log in trainer.state.log_history if "poft/weight" in log]
-    return {"accuracy": accuracy(model, tokenizer, test), "train_loss": result.training_loss,
+    answers = generate_answers(model, tokenizer, [p["prompt"] for p in test])
+    return {"accuracy": sum(is_correct(a, p["answer"]) for a, p in zip(answers, test)) / len(test),
+            "sample_answers": [[p["prompt"], p["answer"], a] for p, a in zip(test[:5], answers)],  # for diagnosis
+            "train_loss": result.training_loss,
             "steps": result.global_step, "train_seconds": seconds,
             "mean_poft_weight": statistics.fmean(weights) if weights else None}
 
