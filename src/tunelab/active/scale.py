@@ -35,7 +35,9 @@ def _child(kind: str, pool_size: int, dim: int, classes: int, n: int, seed: int,
         from tunelab.active.strategies import make_strategy
 
         strategy = make_strategy(kind)
-    strategy.query(model, pool, labeled, 2, np.random.default_rng(0))  # warm-up (imports, allocator)
+    import gc
+
+    gc.collect()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     for r in range(repeats):
@@ -48,7 +50,7 @@ def _child(kind: str, pool_size: int, dim: int, classes: int, n: int, seed: int,
 
 
 def measure(kinds: list[str], pool_size: int = 20_000, dim: int = 384, classes: int = 16, n: int = 100,
-            seed: int = 0, repeats: int = 3) -> dict:
+            seed: int = 0, repeats: int = 1) -> dict:
     ctx = mp.get_context("spawn")
     results = {}
     for kind in kinds:
