@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--bank", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--timing-repeats", type=int, default=3)
+    parser.add_argument("--timing-images", type=int, default=1000, help="Bank images per speed timing.")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "tunelab" / "cortex-bench")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -100,10 +101,11 @@ def main() -> None:
     verification = verify_in_silico(sheet, result, bank)
     known_count = map_domains(fitted, bank, k=25, n_domains=len(config.domains))  # the count given, for reference
     verification["ari_with_true_domain_count"] = verify.map_agreement(sheet.domain_map, known_count.domain_map)
-    speeds = search_speeds(fitted, bank.images, args.timing_repeats)
+    speeds = search_speeds(fitted, bank.images[: args.timing_images], args.timing_repeats)
     load = os.getloadavg()
     results = {
         "config": {"sheet": [args.side, args.side], "images": args.images, "repeats": 2, "bank": args.bank,
+                   "timing_images": min(args.timing_images, args.bank), "command": " ".join(sys.argv[1:]),
                    "epochs_max": args.epochs, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                    "machine": platform.processor() or platform.machine(),
                    "load_average_1_5_15_at_end": [round(v, 2) for v in load]},

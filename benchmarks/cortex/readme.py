@@ -56,7 +56,9 @@ def map_section(data: dict) -> str:
                    [[k, _fmt(v, 0)] for k, v in speeds.items()])
     return (f"\n## Map recovery and preference search\n\n{c['sheet'][0]} x {c['sheet'][1]} sheet, {c['images']} "
             f"images x 2 repeats, bank of {c['bank']} images (64 x 64), {c['threads']} threads.\n\n"
-            f"{table.to_markdown()}\n\nPreference search for {f['n_units']} pixels (median of "
+            f"Command: `bench_map.py {c.get('command', '')}`.\n\n"
+            f"{table.to_markdown()}\n\nPreference search for {f['n_units']} pixels over {c.get('timing_images')} "
+            f"images (median of "
             f"{len(s['all_images_per_second']['ours'])} timings, same run). Ours / neuralpredictors speed ratio: "
             f"{_fmt(s['ratio_ours_over_neuralpredictors'])} (same positions and features; max output difference "
             f"{s['max_abs_difference_ours_vs_peer']:.2e}).\n\n{search.to_markdown()}\n\n"

@@ -13,7 +13,7 @@ def set_responses(session: np.ndarray, set_of_image: np.ndarray) -> np.ndarray:
     """Mean response of every pixel to every image set: session [image, repeat, pixel] -> [n_sets, pixel]."""
     if len(set_of_image) != session.shape[0]:
         raise UserError(f"the session has {session.shape[0]} images but {len(set_of_image)} set assignments")
-    averaged = np.nanmean(session, axis=1)
+    averaged = session.mean(axis=1)  # NaN (masked) pixels stay NaN and are excluded downstream
     return np.stack([averaged[set_of_image == s].mean(0) for s in range(int(set_of_image.max()) + 1)])
 
 
