@@ -28,7 +28,8 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--no-scale", action="store_true", help="skip the 20k-pool selection-cost study")
     parser.add_argument("--leave-out", nargs=2, action="append", metavar=("CORPUS", "STRATEGY"), default=[],
-                        help="report a strategy on a corpus as unfinished (from its saved states) instead of running it")
+                        help="report a strategy on a corpus as unfinished (from its saved states) "
+                        "instead of running it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     leave_out: dict[str, list[str]] = {}

@@ -9,7 +9,8 @@ import typer
 
 from tunelab.errors import UserError
 
-app = typer.Typer(no_args_is_help=True, help="Pool-based active learning for text classification (VAPAL and baselines).")
+app = typer.Typer(no_args_is_help=True,
+                  help="Pool-based active learning for text classification (VAPAL and baselines).")
 
 
 @app.command("run")
