@@ -96,7 +96,8 @@ class GaussianReadout(nn.Module):
         else:
             grid = mu.expand(batch, *mu.shape)
         sampled = F.grid_sample(feature_map, grid.unsqueeze(2), align_corners=True)  # [B, C, n, 1]
-        return torch.einsum("bcn,nc->bn", sampled[..., 0], self.features) + self.bias
+        # multiply-and-sum over channels: several times faster than the equivalent einsum on CPU
+        return (sampled[..., 0] * self.features.T).sum(1) + self.bias
 
     def regularizer(self) -> torch.Tensor:
         return self.features.abs().sum(1).mean()
@@ -117,7 +118,7 @@ class FactorisedReadout(nn.Module):
 
     def forward(self, feature_map: torch.Tensor, sample: bool | None = None) -> torch.Tensor:
         pooled = torch.einsum("bchw,nhw->bcn", feature_map, self.masks)
-        return torch.einsum("bcn,nc->bn", pooled, self.features) + self.bias
+        return (pooled * self.features.T).sum(1) + self.bias
 
     def regularizer(self) -> torch.Tensor:
         return (self.masks.flatten(1).abs().sum(1) * self.features.abs().sum(1)).mean()
