@@ -50,6 +50,7 @@ def test_atomic_outputs_leave_nothing_on_error(tmp_path):
     atomic_write_json(tmp_path / "x.json", {"a": np.float32(1.5), "b": np.arange(2)})
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1.5, "b": [0, 1]}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert (tmp_path / "x.json").stat().st_mode & 0o044  # readable by others, like a normally written file
 
 
 def test_version_and_help(capsys):
