@@ -129,7 +129,7 @@ def write_report(data: dict) -> None:
                     f"{o['median_latency_s']:.1f} |")
     ratio_tokens = s["agent"]["overall"]["mean_prompt_tokens"] / max(s["baseline"]["overall"]["mean_prompt_tokens"], 1)
     ratio_latency = s["agent"]["overall"]["median_latency_s"] / max(s["baseline"]["overall"]["median_latency_s"], 1e-9)
-    table = "\n".join(["| method | questions | EX % | test-suite % | error % | mean turns | prompt tokens / q | "
+    table = "\n".join(["| method | questions | EX % | test-suite % | no SQL or failing SQL % | mean turns | prompt tokens / q | "
                        "completion tokens / q | median latency s |", "|---|---|---|---|---|---|---|---|---|", *rows])
     db_rows = [f"| {db} | " + " | ".join(f"{data['by_database'][m].get(db, {}).get('ex', float('nan')):.1f}"
                                          for m in ("agent", "baseline")) + f" | {data['by_database']['agent'][db]['n']} |"
@@ -146,7 +146,9 @@ def write_report(data: dict) -> None:
     plt.close(fig)
     text = (f"### Execution accuracy (`bench_ex.py`)\n\nModel: {data['model']} via {data['endpoint']}. "
             f"{data['questions_run']} of {data['questions_total']} questions ran (planned {data['questions_planned']}, "
-            f"budget {data['budget_min']} min, finished={data['finished']}); questions taken round-robin over the "
+            f"budget {data['budget_min']} min: "
+            f"{'stopped by the time budget' if data['questions_run'] < data['questions_planned'] else 'all ran'}); "
+            f"questions taken round-robin over the "
             f"databases. Agent: at most {data['agent_max_turns']} turns, {data['agent_budget_s']:g} s per question; "
             f"{data['torch_threads']} torch thread(s); 1-minute load average of the shared 2-core machine at the last "
             f"save: {data['machine_load_1min']:.1f}.\n\n{table}\n\nagent / baseline: prompt tokens x{ratio_tokens:.2f}, median latency "
