@@ -235,3 +235,10 @@ def test_merging_two_bora_adapters_then_unmerging_restores_the_base(kind):
     for name, param in model.named_parameters():
         if name in before:
             assert (param - before[name]).abs().max().item() < 1e-5, name
+
+
+def test_bora_on_a_layer_made_for_plain_lora_fails_loudly():
+    """PEFT's own layer does not know the variant: it must refuse, not silently train plain LoRA."""
+    model = get_peft_model(make_base("linear"), LoraConfig(r=2, target_modules=targets("linear")))
+    with pytest.raises(ValueError, match="use_bidim_weight_decomposition"):
+        model.add_adapter("bora", BidimLoraConfig(r=2, target_modules=targets("linear")))
