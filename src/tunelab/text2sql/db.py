@@ -109,14 +109,22 @@ class Database:
     # ------------------------------------------------------------------ public
     def execute(self, sql: str, timeout_s: float = DEFAULT_TIMEOUT_S, max_rows: int | None = DEFAULT_MAX_ROWS,
                 count_all: bool = True) -> QueryResult:
-        """Run ONE read-only statement. Rows beyond `max_rows` are counted (within the timeout) but not kept."""
+        """Run ONE read-only statement. Rows beyond `max_rows` are counted (within the timeout) but not kept.
+        The timeout covers the whole call, parsing included."""
+        entered = time.monotonic()
         sql = (sql or "").strip().rstrip(";").strip()
         if not sql:
             raise SQLError("refused", "empty SQL")
         statements = split_statements(sql, self.dialect)
         if statements is not None and len(statements) > 1:
             raise SQLError("refused", f"one statement per call ({len(statements)} given)")
-        return self._run(sql, (), timeout_s, max_rows, count_all, user=True)
+        remaining = max(timeout_s - (time.monotonic() - entered), 1e-3)
+        try:
+            return self._run(sql, (), remaining, max_rows, count_all, user=True)
+        except SQLError as err:
+            if err.kind == "timeout":
+                raise SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout") from err
+            raise
 
     def query(self, sql: str, params: tuple = (), timeout_s: float = DEFAULT_TIMEOUT_S) -> list[tuple]:
         """Internal read queries (introspection, indexing): same read-only connection, all rows."""
