@@ -11,25 +11,31 @@ from tunelab.cli import main
 @pytest.mark.slow
 def test_simulate_fit_map_verify(tmp_path, capsys):
     sim, model, mapped = tmp_path / "sim", tmp_path / "model", tmp_path / "map"
-    assert main(["cortex", "simulate", "--out", str(sim), "--n-images", "160", "--height", "12", "--width", "12",
+    assert main(["cortex", "simulate", "--out", str(sim), "--n-images", "96", "--height", "10", "--width", "10",
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["pixels"] == 144 and (sim / "recording.npz").exists()
+    assert summary["pixels"] == 100 and (sim / "recording.npz").exists()
     assert main(["cortex", "fit", "--data", str(sim / "recording.npz"), "--out", str(model), "--epochs", "2",
                  "--json"]) == 0
     fit = json.loads(capsys.readouterr().out)
-    assert fit["n_units"] == 144 - summary["masked_pixels"] and fit["epochs_run"] == 2
+    assert fit["n_units"] == 100 - summary["masked_pixels"] and fit["epochs_run"] == 2
     assert np.isfinite(fit["test"]["median_feve"])
-    assert main(["cortex", "map", "--model", str(model), "--out", str(mapped), "--bank-size", "120",
+    assert main(["cortex", "map", "--model", str(model), "--out", str(mapped), "--bank-size", "64",
                  "--top-k", "5", "--domains", "3", "--meis", "1", "--json"]) == 0
     mapping = json.loads(capsys.readouterr().out)
     assert mapping["n_domains"] == 3 and (mapped / "domains.png").exists() and (mapped / "meis.png").exists()
+    saved = np.load(mapped / "map.npz")  # every recorded pixel in one of the 3 domains, masked pixels left out
+    domain_map = saved["domain_map"].ravel()
+    assert sorted(np.unique(domain_map[saved["unit_pixels"]])) == [0, 1, 2]
+    assert (np.delete(domain_map, saved["unit_pixels"]) == -1).all()
+    assert saved["top_indices"].shape == (fit["n_units"], 5) and (np.diff(saved["top_values"], axis=1) <= 0).all()
     assert main(["cortex", "verify", "--map", str(mapped), "--simulation", str(sim), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert -1 <= report["ari"] <= 1 and len(report["per_domain"]) == 3
+    assert all(np.isfinite(d["d_prime"]) for d in report["per_domain"])
     # a user's session: the exported verification images, answered by a recorded array
     exported = np.load(mapped / "verification_images.npz")
-    responses = np.random.default_rng(0).normal(size=(len(exported["images"]), 2, 144)).astype(np.float32)
+    responses = np.random.default_rng(0).normal(size=(len(exported["images"]), 2, 100)).astype(np.float32)
     np.savez(tmp_path / "session.npz", responses=responses, set_of_image=exported["set_of_image"])
     assert main(["cortex", "verify", "--map", str(mapped), "--session", str(tmp_path / "session.npz"),
                  "--out", str(tmp_path), "--json"]) == 0
