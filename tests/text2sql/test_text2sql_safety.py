@@ -89,7 +89,8 @@ DUCKDB_ATTACKS = [
     "SELECT 1; SELECT 2",
 ]
 DUCKDB_BOMBS = [
-    "SELECT count(*) FROM lineitem a, lineitem b",
+    "SELECT count(*) FROM lineitem a, lineitem b, lineitem c",
+    "SELECT sum(a.l_quantity * c.o_totalprice) FROM lineitem a, lineitem b, orders c",
     "SELECT * FROM lineitem a CROSS JOIN orders b",
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
 ]
