@@ -33,6 +33,7 @@ DEFAULT_ALIGNED = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
 @dataclasses.dataclass
 class StudySettings:
     target: str = "smollm2-135m-instruct"
+    task: str = "mixed"  # problem family (poft_tasks.TASKS)
     aligned: tuple[str, ...] = DEFAULT_ALIGNED
     n_train: int = 48
     n_test: int = 40
@@ -151,7 +152,7 @@ def run_study(settings: StudySettings, cache_dir: str | Path, log=print, runs_fi
 
     With `runs_file`, each finished run is appended there and a restarted study with the same settings skips it.
     """
-    problems = make_problems(settings.n_train + settings.n_test, settings.data_seed)
+    problems = make_problems(settings.n_train + settings.n_test, settings.data_seed, task=settings.task)
     train, test = problems[:settings.n_train], problems[settings.n_train:]
     datasets = {(noise, seed): corrupt(train, noise, seed) for noise in settings.noise for seed in settings.seeds}
 

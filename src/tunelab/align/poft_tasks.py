@@ -18,10 +18,19 @@ UNITS = [  # (from, to, factor)
 _NUMBER = re.compile(r"-?\d+")
 
 
-def make_problem(rng: random.Random) -> dict:
+TASKS = {  # problem families: "mixed" is hard for a 135M model; "times-table" is within its reach (about 1 in 4 right)
+    "mixed": ("add", "subtract", "multiply", "convert"),
+    "times-table": ("times-table",),
+}
+
+
+def make_problem(rng: random.Random, task: str = "mixed") -> dict:
     """One problem: {'prompt', 'response', 'answer', 'kind'}."""
-    kind = rng.choice(["add", "subtract", "multiply", "convert"])
-    if kind == "add":
+    kind = rng.choice(TASKS[task])
+    if kind == "times-table":  # single-digit products
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        question, answer = f"What is {a} * {b}?", a * b
+    elif kind == "add":
         a, b = rng.randint(10, 99), rng.randint(10, 99)
         question, answer = f"What is {a} + {b}?", a + b
     elif kind == "subtract":
@@ -37,11 +46,11 @@ def make_problem(rng: random.Random) -> dict:
     return {"prompt": f"{question} {INSTRUCTION}", "response": str(answer), "answer": answer, "kind": kind}
 
 
-def make_problems(n: int, seed: int, exclude: set[str] | None = None) -> list[dict]:
+def make_problems(n: int, seed: int, exclude: set[str] | None = None, task: str = "mixed") -> list[dict]:
     """n distinct problems (distinct prompts, none in `exclude`), reproducible from `seed`."""
     rng, seen, problems = random.Random(seed), set(exclude or ()), []
     for _ in range(100 * n):
-        problem = make_problem(rng)
+        problem = make_problem(rng, task)
         if problem["prompt"] not in seen:
             seen.add(problem["prompt"])
             problems.append(problem)
@@ -81,8 +90,10 @@ def corrupt(problems: list[dict], fraction: float, seed: int) -> list[dict]:
 
 
 def parse_answer(text: str) -> int | None:
-    """The first integer in a generated answer (None if there is none)."""
-    match = _NUMBER.search(text.replace(",", ""))
+    """The answer in a generated text: the first integer after the last '=' if there is one ("4 * 3 = 12"), else the
+    first integer ("12"); None if there is none."""
+    text = text.replace(",", "")
+    match = _NUMBER.search(text.rsplit("=", 1)[1] if "=" in text else text)
     return int(match.group()) if match else None
 
 
