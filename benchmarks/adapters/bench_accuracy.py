@@ -98,7 +98,7 @@ def write_outputs(results: dict) -> None:
     plt.close(fig)
 
     s = results["settings"]
-    lines = ["| dataset | r | method | seeds | accuracy | macro-F1 | trainable params | min/run |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | r | method | seeds | accuracy | macro-F1 | trainable params | wall min/run (shared CPU, not a cost measure) |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['dataset']} | {row['r']} | {row['method']} | {row['seeds']} | "
                      f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} | "
