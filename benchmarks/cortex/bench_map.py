@@ -71,6 +71,17 @@ def search_speeds(fitted, bank_images, repeats: int) -> dict:
                 speeds["neuralpredictors"])}
 
 
+def ari_by_count_rule(fitted, bank, sheet, profile_images: int = 1000) -> dict:
+    """Count chosen and ARI under each count rule on the same model profiles (the default rule was picked on other
+    seeds by bench_count_rule.py; this only reports how each fares here)."""
+    profiles = mapping.response_profiles(fitted.predict(bank.images[:profile_images]))
+    out = {}
+    for rule in ("merge_gap", "silhouette"):
+        domain_map, info = mapping.cluster_domains(profiles, fitted.unit_pixels, fitted.sheet_shape, choose_by=rule)
+        out[rule] = {"chosen": info["n_domains"], "ari": verify.map_agreement(sheet.domain_map, domain_map)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
@@ -101,6 +112,7 @@ def main() -> None:
     verification = verify_in_silico(sheet, result, bank)
     known_count = map_domains(fitted, bank, k=25, n_domains=len(config.domains))  # the count given, for reference
     verification["ari_with_true_domain_count"] = verify.map_agreement(sheet.domain_map, known_count.domain_map)
+    verification["ari_by_count_rule"] = ari_by_count_rule(fitted, bank, sheet)
     speeds = search_speeds(fitted, bank.images[: args.timing_images], args.timing_repeats)
     load = os.getloadavg()
     results = {
