@@ -21,7 +21,9 @@ def theory_section(out_dir: Path) -> Section:
         prose=("Softmax policies over a shared finite response space; the preferred response follows the energy-based "
                "model p*(y|x) = softmax r*(x, .), each recorded with one fixed rejected partner (a comparison graph "
                "that is not strongly connected). Expected losses are optimised to convergence (L-BFGS, float64) from "
-               f"{cfg.inits} initialisations. Learned implicit rewards are compared with r* after centring per prompt."),
+               f"{cfg.inits} initialisations (at most {cfg.max_iter} L-BFGS iterations; DPO's loss has no "
+               "minimiser here, so where it stops depends on the start and the cap). Learned implicit rewards are "
+               "compared with r* after centring per prompt."),
         key_numbers={"EPA slope": epa["slope"], "EPA spread": epa["spread"], "DPO slope": dpo["slope"],
                      "DPO spread": dpo["spread"]},
         results={"config": outcome["config"], "rows": rows},
@@ -36,16 +38,18 @@ def study_section(out_dir: Path) -> Section:
     from tunelab.align.study import StudyConfig, run_study, study_figure
     from tunelab.progress import track
 
-    cfg = StudyConfig(prompts=6, seeds=(0,), steps=6, train_responses=3, heldout_responses=3, rankings_per_prompt=2,
-                      eval_samples=1, max_new_tokens=16)
+    cfg = StudyConfig(prompts=4, seeds=(0,), steps=4, train_responses=3, heldout_responses=3, rankings_per_prompt=2,
+                      eval_samples=1, max_new_tokens=12)
     outcome = run_study(cfg, progress=lambda jobs: track(jobs, "align study"))
     rows = [[r["method"], r["seed"], r["pearson"], r["slope"], r["kl"], r["reward"], r["win_rate"]]
             for r in outcome["runs"]]
     section = Section(
         title="EPA vs DPO: controlled-reward study (small)",
         prose=("SmolLM2-135M-Instruct with LoRA; responses sampled from the reference; true reward = MiniLM "
-               "joy-minus-gloom similarity; preferences drawn by Plackett-Luce/Bradley-Terry from it. One seed at "
-               "demo size: `tunelab align study` and benchmarks/align/bench_study.py run the 3-seed version."),
+               "joy-minus-gloom similarity; preferences drawn by Plackett-Luce/Bradley-Terry from it. Demo size: "
+               f"one seed, {cfg.prompts} prompts, {cfg.steps} steps of {cfg.batch_size} prompts, "
+               f"{cfg.heldout_responses} held-out responses per prompt, {cfg.max_new_tokens}-token responses; far "
+               "too small to rank the methods. benchmarks/align/bench_study.py runs the 3-seed version."),
         key_numbers={f"r(implicit,true) {m}": s["pearson"]["mean"] for m, s in outcome["summary"].items()},
         results={k: v for k, v in outcome.items() if k != "config"},
     )
