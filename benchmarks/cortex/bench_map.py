@@ -74,11 +74,14 @@ def search_speeds(fitted, bank_images, repeats: int) -> dict:
 def ari_by_count_rule(fitted, bank, sheet, profile_images: int = 1000) -> dict:
     """Count chosen and ARI under each count rule on the same model profiles (the default rule was picked on other
     seeds by bench_count_rule.py; this only reports how each fares here)."""
-    profiles = mapping.response_profiles(fitted.predict(bank.images[:profile_images]))
+    profiles = {"responses": mapping.response_profiles(fitted.predict(bank.images[:profile_images])),
+                "readout": mapping.readout_profiles(fitted)}
     out = {}
-    for rule in ("merge_gap", "silhouette"):
-        domain_map, info = mapping.cluster_domains(profiles, fitted.unit_pixels, fitted.sheet_shape, choose_by=rule)
-        out[rule] = {"chosen": info["n_domains"], "ari": verify.map_agreement(sheet.domain_map, domain_map)}
+    for name, values in profiles.items():
+        for rule in ("merge_gap", "silhouette"):
+            domain_map, info = mapping.cluster_domains(values, fitted.unit_pixels, fitted.sheet_shape, choose_by=rule)
+            out[f"{name}+{rule}"] = {"chosen": info["n_domains"],
+                                     "ari": verify.map_agreement(sheet.domain_map, domain_map)}
     return out
 
 

@@ -47,8 +47,9 @@ def map_section(data: dict) -> str:
         ["recovered-domain ARI with the true domain count given", _fmt(v.get("ari_with_true_domain_count"))],
         ["preferred-feature accuracy (pixels)", _fmt(v["preferred_feature_accuracy"])],
         ["domains true / recovered", f"{v['true_domains']} / {v['recovered_domains']}"],
-        ["domain-count criterion", data["map"]["clustering"]["criterion"]],
-        *[[f"ARI / count with the {rule} rule", f"{_fmt(r['ari'])} / {r['chosen']}"]
+        ["domain profile, count criterion", f"{data['map']['clustering'].get('profile', 'responses')}, "
+                                            f"{data['map']['clustering']['criterion']}"],
+        *[[f"ARI / count, profile+rule {rule}", f"{_fmt(r['ari'])} / {r['chosen']}"]
           for rule, r in v.get("ari_by_count_rule", {}).items()],
         ["verification: median d' (domain vs rest)", _fmt(v["median_d_prime"])],
         ["verification: domains preferring their own images", _fmt(v["fraction_preferring_own_set"])],

@@ -104,3 +104,14 @@ def test_tree_cut_matches_sklearn_at_every_count():
     for count in (2, 4, 7):
         expected = AgglomerativeClustering(n_clusters=count).fit_predict(points)
         assert adjusted_rand_score(expected, mapping._cut_tree(tree.children_, 120, count)) == 1.0
+
+
+def test_readout_profiles_are_unit_length_feature_directions():
+    from types import SimpleNamespace
+
+    from tunelab.cortex.mapping import readout_profiles
+
+    features = torch.tensor([[3.0, 4.0], [0.0, -2.0], [1.0, 1.0]])
+    fitted = SimpleNamespace(model=SimpleNamespace(readout=SimpleNamespace(features=torch.nn.Parameter(features))))
+    expected = np.array([[0.6, 0.8], [0.0, -1.0], [2 ** -0.5, 2 ** -0.5]])
+    np.testing.assert_allclose(readout_profiles(fitted), expected, rtol=1e-6)

@@ -100,6 +100,13 @@ def response_profiles(predictions: np.ndarray) -> np.ndarray:
     return z.T.astype(np.float32)
 
 
+def readout_profiles(fitted) -> np.ndarray:
+    """Per-unit readout feature vectors scaled to unit length: [n_units, channels]. Each pixel's tuning in the
+    core's feature space, free of probe-image sampling and of the response amplitude (gain)."""
+    weights = fitted.model.readout.features.detach().numpy().astype(np.float64)
+    return (weights / (np.linalg.norm(weights, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
+
+
 def contiguity_graph(unit_pixels: np.ndarray, sheet_shape: tuple[int, int], radius: float = 2.0):
     """Sparse adjacency of units within `radius` cortical pixels (2 bridges one-pixel vessels)."""
     from sklearn.neighbors import radius_neighbors_graph

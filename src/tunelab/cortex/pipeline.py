@@ -12,6 +12,7 @@ from tunelab.cortex.features import image_statistics
 from tunelab.cortex.images import ImageBank, offline_bank
 from tunelab.cortex.recording import Recording
 from tunelab.cortex.simulate import CorticalSheet, SheetConfig
+from tunelab.errors import UserError
 
 
 def simulate_recording(config: SheetConfig | None = None, n_images: int = 2000, repeats: int = 2, seed: int = 0
@@ -39,16 +40,25 @@ class DomainMap:
                 "images_per_second": self.images_per_second, "clustering": self.clustering}
 
 
+# profile -> the count rule chosen for it on a held-out simulation seed (see docs/cortex.md)
+COUNT_RULE = {"readout": "merge_gap", "responses": "silhouette"}
+
+
 def map_domains(fitted, bank: ImageBank, k: int = 25, n_domains: int | None = None, profile_images: int = 1000,
-                progress: bool = False) -> DomainMap:
-    """Preferred images of every pixel (one batched pass over the bank), domains from response profiles to the
-    first `profile_images` bank images, domain preferred images and labels."""
+                progress: bool = False, profile: str = "readout") -> DomainMap:
+    """Preferred images of every pixel (one batched pass over the bank), domains from each pixel's profile
+    ("readout": its readout feature vector; "responses": z-scored predicted responses to the first
+    `profile_images` bank images), domain preferred images and labels."""
+    if profile not in COUNT_RULE:
+        raise UserError(f"unknown profile {profile!r}; choose {' or '.join(COUNT_RULE)}")
     predict = mapping.model_predictor(fitted)
     top_indices, top_values, speed = mapping.top_k_preferred(predict, bank.images, k, progress=progress)
     probe = bank.images[:profile_images]
     predictions = fitted.predict(probe)
-    profiles = mapping.response_profiles(predictions)
-    domain_map, info = mapping.cluster_domains(profiles, fitted.unit_pixels, fitted.sheet_shape, n_domains)
+    profiles = mapping.readout_profiles(fitted) if profile == "readout" else mapping.response_profiles(predictions)
+    domain_map, info = mapping.cluster_domains(profiles, fitted.unit_pixels, fitted.sheet_shape, n_domains,
+                                               choose_by=COUNT_RULE[profile])
+    info["profile"] = profile
     unit_labels = domain_map.ravel()[fitted.unit_pixels]
     all_predictions = predictions if profile_images >= len(bank) else fitted.predict(bank.images)
     preferred = mapping.domain_preferred_images(all_predictions, unit_labels, k)
