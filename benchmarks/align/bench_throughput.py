@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--response-words", type=int, default=24)
     parser.add_argument("--nw", type=int, default=2, help="weak negatives of the EPA trainer")
     parser.add_argument("--lora-r", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads; 1 is faster on a CPU shared with other jobs (no spinning workers)")
     args = parser.parse_args()
     import torch
     from datasets import Dataset
@@ -94,7 +96,7 @@ def main() -> None:
     from tunelab.io import atomic_savefig, atomic_write_json
     from tunelab.models import load_causal_lm
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     data = records(args.batch * args.steps, args.response_words)
     plain = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in data]
 
@@ -136,7 +138,8 @@ def main() -> None:
     for r in rows:
         r["ratio_vs_trl"] = r["sequences_per_s"] / trl
     result = {"model": args.model, "lora_r": args.lora_r, "batch_prompts": args.batch, "rounds": args.rounds,
-              "steps_per_round": args.steps, "response_words": args.response_words, "trainers": rows}
+              "steps_per_round": args.steps, "response_words": args.response_words, "threads": args.threads,
+              "trainers": rows}
     atomic_write_json(RESULTS / "throughput.json", result)
     import matplotlib
 

@@ -21,6 +21,19 @@ def _fmt(x, digits=4):
     return "n/a" if x is None else (f"{x:.{digits}g}" if isinstance(x, float) else str(x))
 
 
+def _study_verdict(summary: dict) -> str:
+    """Which method has the higher mean r(implicit, true), and whether the gap exceeds the seed spread."""
+    if set(summary) != {"dpo", "epa"}:
+        return ""
+    epa, dpo = summary["epa"]["pearson"], summary["dpo"]["pearson"]
+    gap = epa["mean"] - dpo["mean"]
+    spread = max(epa["std"], dpo["std"])
+    leader = "EPA" if gap > 0 else "DPO"
+    verdict = (f"**{leader}** has the higher mean r(implicit, true) and the gap exceeds the seed std"
+               if abs(gap) > spread else "**neither method wins**: the gap is within the seed std")
+    return f"EPA - DPO mean r(implicit, true): {gap:+.3f} (largest seed std {spread:.3f}): {verdict}. "
+
+
 def write_readme() -> Path:
     parts = ["# align benchmarks", "",
              "Generated from `results/*.json` by the scripts in this folder (do not edit by hand).", ""]
@@ -49,19 +62,24 @@ def write_readme() -> Path:
                   f"seeds {study['config']['seeds']}, {study['config']['prompts']} prompts, "
                   f"{study['config']['steps']} steps of {study['config']['batch_size']} prompts, "
                   f"{study['records']} preference records, {study['config']['heldout_responses']} held-out responses "
-                  f"per prompt, EPA ns={study['config']['num_strong']} nw={study['config']['num_weak']}. "
+                  f"per prompt, {study['config']['max_new_tokens']}-token responses, LoRA r={study['config']['lora_r']}, "
+                  f"lr {study['config']['learning_rate']}, beta {study['config']['beta']}, "
+                  f"EPA ns={study['config']['num_strong']} nw={study['config']['num_weak']}. "
                   "Mean +/- std over seeds.", "",
                   Table(["method", "r(implicit, true)", "slope", "KL to ref", "true reward", "win rate vs ref"],
                         [[m] + [f"{_fmt(s[m][k]['mean'], 3)} +/- {_fmt(s[m][k]['std'], 2)}"
                                 for k in ("pearson", "slope", "kl", "reward", "win_rate")] for m in s]).to_markdown(),
-                  "", f"Higher r(implicit, true): **{study['higher_pearson']}**; reference samples' mean true reward "
-                  f"{_fmt(study['reference_reward'], 3)}.", "", "![study](results/study.png)", ""]
+                  "", _study_verdict(s), f"Reference samples' mean true reward {_fmt(study['reference_reward'], 3)}; "
+                  f"std of the true reward over all sampled responses {_fmt(study['reward_std'], 3)}.", "",
+                  "![study](results/study.png)", ""]
     thr = _load("throughput.json")
     if thr:
         parts += ["## Throughput vs TRL's DPOTrainer", "",
                   f"`python benchmarks/align/bench_throughput.py`: {thr['model']}, LoRA r={thr['lora_r']}, "
-                  f"{thr['batch_prompts']} prompts per step, {thr['rounds']} alternating rounds of {thr['steps_per_round']} "
-                  "steps; median step time; ratios against TRL measured in the same run. Goal: >= 0.9x per sequence.", "",
+                  f"{thr['batch_prompts']} prompts per step, {thr['response_words']}-word responses, {thr.get('threads', 2)} "
+                  f"torch thread(s), {thr['rounds']} alternating rounds of {thr['steps_per_round']} steps; median step "
+                  "time (first step excluded); ratios against TRL measured in the same run. "
+                  "Goal: >= 0.9x per sequence.", "",
                   Table(["trainer", "sequences/step", "median step s", "sequences/s", "ratio vs TRL (per sequence)",
                          "peak RSS increase MiB"],
                         [[r["name"], r["sequences_per_step"], _fmt(r["median_step_s"]), _fmt(r["sequences_per_s"]),
