@@ -43,18 +43,33 @@ def write_outputs(result: dict) -> None:
     def fmt(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
 
-    lines = ["| method | trainable params | median step (s) | vs DoRA | vs LoRA | peak step memory (MiB) | vs DoRA | "
-             "vs LoRA | saved activations (MiB) | vs DoRA |", "|---|---|---|---|---|---|---|---|---|---|"]
+    def spread(value) -> str:
+        return "-" if value is None else f"{value['median']:.3f} [{value['q1']:.3f}, {value['q3']:.3f}]"
+
+    lines = ["| method | trainable params | median step (s) | vs DoRA, per round: median [IQR] | vs LoRA, per round: "
+             "median [IQR] | matmul GFLOP | vs DoRA | aten ops | vs DoRA | elements written (M) | vs DoRA |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in names:
         row = rows[n]
         lines.append(f"| {n} | {row['trainable_parameters']} | {fmt(row['median_step_s'])} | "
-                     f"{fmt(row['time_vs_dora'])} | {fmt(row['time_vs_lora'])} | {fmt(row['peak_step_mb'], 1)} | "
-                     f"{fmt(row['memory_vs_dora'])} | {fmt(row['memory_vs_lora'])} | "
-                     f"{fmt(row['saved_activation_mb'], 1)} | {fmt(row['activations_vs_dora'])} |")
+                     f"{spread(row['round_ratio_vs_dora'])} | {spread(row['round_ratio_vs_lora'])} | "
+                     f"{fmt(row['matmul_gflops'], 2)} | {fmt(row['flops_vs_dora'])} | {row['aten_ops']} | "
+                     f"{fmt(row['ops_vs_dora'])} | {fmt(row['elements_written_m'], 1)} | "
+                     f"{fmt(row['elements_vs_dora'])} |")
+    memory = ["| method | peak step memory (MiB) | vs DoRA | vs LoRA | saved activations (MiB) | vs DoRA | vs LoRA |",
+              "|---|---|---|---|---|---|---|"]
+    for n in names:
+        row = rows[n]
+        memory.append(f"| {n} | {fmt(row['peak_step_mb'], 1)} | {fmt(row['memory_vs_dora'])} | "
+                      f"{fmt(row['memory_vs_lora'])} | {fmt(row['saved_activation_mb'], 1)} | "
+                      f"{fmt(row['activations_vs_dora'])} | {fmt(row['activations_vs_lora'])} |")
     inf = result["inference"]
     table = (f"{result['model']}, adapters on {', '.join(result['targets'])}, r={result['r']}, batch "
              f"{result['batch_size']} x {result['seq_len']} tokens, AdamW, {result['repeats']} timed steps per "
-             f"method, interleaved, {result['threads']} CPU threads.\n\n" + "\n".join(lines) + "\n\n"
+             f"method after a warm-up step, round-robin (the first method rotating), {result['threads']} CPU "
+             f"threads. \"per round\" ratios divide the two methods' steps of the same round; the bracket is "
+             f"the interquartile range over rounds. FLOPs, ops and elements are counted on one forward+backward "
+             f"per method and do not depend on load.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(memory) + "\n\n"
              f"Merged inference (forward of the batch, {len(inf['base_s'])} interleaved repeats): merged BoRA "
              f"median {inf['median_merged_s']:.3f} s, base model {inf['median_base_s']:.3f} s, ratio "
              f"{inf['merged_vs_base']:.3f}.\n")
@@ -69,9 +84,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--methods", nargs="+", default=["lora", "dora", "bora", "bora:in_first"])
     parser.add_argument("--r", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--seq-len", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--seq-len", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -19,6 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from tunelab.adapters.attach import attach, make_config
+from tunelab.adapters.cost import StepCost, count_step_cost
 from tunelab.progress import progress_bar
 
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -30,6 +31,7 @@ class StepResult:
     peak_step_bytes: int = 0
     saved_activation_bytes: int = 0
     trainable_parameters: int = 0
+    cost: StepCost = field(default_factory=StepCost)
 
     @property
     def median_seconds(self) -> float:
@@ -50,6 +52,22 @@ def train_step(model, batch: dict, optimizer: torch.optim.Optimizer) -> float:
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.item()
+
+
+def _forward_backward(model, batch: dict) -> None:
+    model(**batch).loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def round_ratios(results: dict, method: str, peer: str) -> list[float]:
+    """Per-round time ratios: step i of `method` over step i of `peer`, both from the same interleaved round,
+    so the two steps ran seconds apart under nearly the same load."""
+    return [a / b for a, b in zip(results[method].step_seconds, results[peer].step_seconds)]
+
+
+def median_and_iqr(values: list[float]) -> dict:
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
+    return {"median": median, "q1": q1, "q3": q3}
 
 
 def peak_step_bytes(model, batch: dict, optimizer: torch.optim.Optimizer) -> int:
@@ -102,9 +120,12 @@ def measure_training(models: dict, batch: dict, repeats: int, warmup: int = 1, l
                for m, model in models.items()}
     names = list(models)
     with progress_bar() as bar:
-        task = bar.add_task("training steps", total=(warmup + repeats + 1 + profile_memory) * len(names))
+        task = bar.add_task("training steps", total=(warmup + repeats + 2 + profile_memory) * len(names))
         for m in names:
             results[m].saved_activation_bytes = saved_activation_bytes(models[m], batch)
+            bar.advance(task)
+            # counted on a gradient step without the optimizer update, so the weights stay the same for all
+            results[m].cost = count_step_cost(lambda: _forward_backward(models[m], batch))
             bar.advance(task)
         for _ in range(warmup):  # also creates AdamW's state, so the measured steps are steady-state
             for m in names:
@@ -165,8 +186,22 @@ def run_speed_study(model_name: str, methods: list[str], r: int = 16, batch_size
             return None
         return getattr(results[method], attr) / getattr(results[peer], attr)
 
+    def spread(method: str, peer: str) -> dict | None:
+        return median_and_iqr(round_ratios(results, method, peer)) if peer in results else None
+
+    def cost_ratio(method: str, peer: str, attr: str) -> float | None:
+        return getattr(results[method].cost, attr) / getattr(results[peer].cost, attr) if peer in results else None
+
     training = {
         m: {"median_step_s": res.median_seconds, "step_s": res.step_seconds,
+            "round_ratio_vs_dora": spread(m, "dora"), "round_ratio_vs_lora": spread(m, "lora"),
+            "matmul_gflops": res.cost.matmul_flops / 1e9, "aten_ops": res.cost.aten_ops,
+            "elements_written_m": res.cost.elements_written / 1e6,
+            "flops_vs_dora": cost_ratio(m, "dora", "matmul_flops"),
+            "flops_vs_lora": cost_ratio(m, "lora", "matmul_flops"),
+            "ops_vs_dora": cost_ratio(m, "dora", "aten_ops"), "ops_vs_lora": cost_ratio(m, "lora", "aten_ops"),
+            "elements_vs_dora": cost_ratio(m, "dora", "elements_written"),
+            "elements_vs_lora": cost_ratio(m, "lora", "elements_written"),
             "peak_step_mb": res.peak_step_bytes / 2**20, "trainable_parameters": res.trainable_parameters,
             "time_vs_dora": ratio(m, "dora", "median_seconds"), "time_vs_lora": ratio(m, "lora", "median_seconds"),
             "memory_vs_dora": ratio(m, "dora", "peak_step_bytes"),
@@ -191,4 +226,6 @@ def run_speed_study(model_name: str, methods: list[str], r: int = 16, batch_size
     return {"model": model_name, "r": r, "batch_size": batch_size, "seq_len": seq_len, "repeats": repeats,
             "targets": LLAMA_TARGETS, "threads": torch.get_num_threads(), "training": training,
             "inference": inference,
-            "memory_method": "peak live bytes allocated by torch ops during one step (profiler memory events)"}
+            "memory_method": "peak live bytes allocated by torch ops during one step (profiler memory events)",
+            "cost_method": "one forward+backward per method under FlopCounterMode (matmul FLOPs) and a dispatch "
+                           "mode counting aten ops and the elements they return"}
