@@ -86,8 +86,10 @@ def main(argv=None) -> int:
     parser.add_argument("--r", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--seq-len", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="1 by default: on a shared CPU, threads of one op wait for each other when any is "
+                             "descheduled, which adds load-dependent stalls")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     result = run_speed_study(args.model, args.methods, r=args.r, batch_size=args.batch_size, seq_len=args.seq_len,
