@@ -78,14 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            return err.exit_code
-        raise
+    except _click_exceptions() as err:  # usage errors: unknown option, missing argument, bad value
+        print(f"error: {' '.join(err.format_message().split())} (see --help)", file=sys.stderr)
+        return 2
     return 0
+
+
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """typer vendors its own click in recent releases; accept both kinds of usage error."""
+    kinds = []
+    for module_name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            kinds.append(importlib.import_module(module_name).ClickException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(kinds)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,13 @@ def test_demo_report_renders_in_headless_chromium(tmp_path):
                     f"--screenshot={shot}", index.as_uri()], check=True, capture_output=True, timeout=120)
     assert shot.stat().st_size > 5000 and _page_is_not_blank(shot)
     assert "Embedded models" in index.read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["models", "list", "--no-such-flag"], "No such option: --no-such-flag"),
+    (["data", "info"], "Missing argument"),
+])
+def test_usage_errors_are_one_line_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
