@@ -51,6 +51,7 @@ def run_demos(out_dir: Path, only: list[str] | None = None) -> list[Section]:
         start = time.perf_counter()
         study_dir = out_dir / "studies" / name.rsplit(".", 2)[-2 if name.endswith(".demo") else -1]
         study_dir.mkdir(parents=True, exist_ok=True)
+        threads = _torch_threads()
         try:
             sections.extend(importlib.import_module(name).run(study_dir))
             console.print(f"[green]done[/] {name} in {time.perf_counter() - start:.0f}s")
@@ -58,7 +59,17 @@ def run_demos(out_dir: Path, only: list[str] | None = None) -> list[Section]:
             console.print(f"[red]failed[/] {name}: {err}")
             sections.append(Section(title=name, error=f"{type(err).__name__}: {err}",
                                     prose=traceback.format_exc(limit=5)))
+        finally:
+            _torch_threads(threads)  # a study that changes torch's thread count must not slow the next one
     return sections
+
+
+def _torch_threads(restore: int | None = None) -> int:
+    import torch
+
+    if restore is not None:
+        torch.set_num_threads(restore)
+    return torch.get_num_threads()
 
 
 def demo_command(
