@@ -2,7 +2,9 @@ import shutil
 
 import pytest
 
+from tunelab.text2sql.db import open_database
 from tunelab.text2sql.sample_db import make_shop_database
+from tunelab.text2sql.tools import Toolbox
 from tunelab.text2sql.tpc import make_tpc_database
 
 
@@ -17,6 +19,16 @@ def shop_path(shop_master, tmp_path):
     target = tmp_path / "shop.sqlite"
     shutil.copyfile(shop_master, target)
     return target
+
+
+@pytest.fixture
+def toolbox(shop_path):
+    """The four tools over a private shop database, BM25 column search (no encoder)."""
+    db = open_database(shop_path)
+    box = Toolbox(db, encoder=None)
+    yield box
+    box.close()
+    db.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,19 +6,9 @@ import pytest
 
 from tunelab.text2sql.actions import ActionError, parse_action, parse_tool_call
 from tunelab.text2sql.agent import Agent, final_sql
-from tunelab.text2sql.db import open_database
 from tunelab.text2sql.llm import Completion, LLMError, ScriptedLLM, cut_at_stop
 from tunelab.text2sql.prompts import STOP_SEQUENCES, agent_messages, table_summary
-from tunelab.text2sql.tools import Toolbox
 
-
-@pytest.fixture
-def toolbox(shop_path):
-    db = open_database(shop_path)
-    box = Toolbox(db, encoder=None)
-    yield box
-    box.close()
-    db.close()
 
 
 def test_parse_action_accepts_calls_and_rejects_code():

@@ -13,17 +13,8 @@ from tunelab.text2sql.column_search import ColumnSearch
 from tunelab.text2sql.db import open_database
 from tunelab.text2sql.join_path import PathError, build_graph, shortest_path
 from tunelab.text2sql.schema import introspect
-from tunelab.text2sql.tools import Toolbox
 from tunelab.text2sql.value_index import ValueIndex, default_index_path, fold
 
-
-@pytest.fixture
-def toolbox(shop_path):
-    db = open_database(shop_path)
-    box = Toolbox(db, encoder=None)
-    yield box
-    box.close()
-    db.close()
 
 
 def test_bm25_matches_hand_computation():
