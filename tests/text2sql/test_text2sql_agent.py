@@ -87,6 +87,14 @@ def test_stops_on_repetition_and_max_turns(toolbox):
     assert traj.status == "max_turns" and len(traj.steps) == 4 and traj.final_sql is None
 
 
+def test_identical_invalid_replies_stop_as_repetition(toolbox):
+    stuck = "Thought: The result is empty. I should check the values."
+    traj = Agent(toolbox, ScriptedLLM([stuck, 'Action: SearchColumn("city")', stuck, stuck])).run("q")
+    assert traj.status == "repetition" and len(traj.steps) == 3
+    assert traj.steps[0].observation.startswith("Invalid action")
+    assert traj.steps[2].observation.startswith("Repeated invalid reply")
+
+
 def test_budget_stops_the_loop(toolbox):
     llm = ScriptedLLM([Completion('Action: SearchColumn("a")', 1, 1, 0.0)] * 3)
     traj = Agent(toolbox, llm, budget_s=0.0).run("q")

@@ -1,6 +1,6 @@
 """The Interactive-T2S loop: Thought / Action / Observation turns against the tools, logged as a trajectory.
 
-Stops on Done (accepted only after a successful ExecuteSQL), after `max_turns`, on a repeated action, at a
+Stops on Done (accepted only after a successful ExecuteSQL), after `max_turns`, on a repeated action (or the same unparseable reply twice), at a
 wall-clock budget, or when the LLM itself fails. Malformed actions get a corrective observation. An empty, NULL,
 zero or failing result gets a hint to check values and columns (at most `max_retries` times). The answer is
 the last successfully executed SQL that is not a `SELECT *` probe.
@@ -95,6 +95,7 @@ class Agent:
         traj = Trajectory(question, str(self.toolbox.db.path), getattr(self.llm, "name", "?"), self.protocol)
         successful: list[str] = []
         seen: set[str] = set()
+        seen_invalid: set[str] = set()
         retries = 0
         start = time.perf_counter()
         for turn in range(1, self.max_turns + 1):
@@ -112,7 +113,12 @@ class Agent:
             action, call_id, problem = self._parse(completion)
             tool_start = time.perf_counter()
             stop_reason = None
-            if problem is not None:
+            if problem is not None and completion.text.strip() in seen_invalid:
+                # the same unparseable reply again: greedy decoding will keep repeating it
+                observation = Observation("Repeated invalid reply: stopping.", ok=False)
+                stop_reason = "repetition"
+            elif problem is not None:
+                seen_invalid.add(completion.text.strip())
                 observation = Observation(f"Invalid action: {problem}", ok=False)
             elif action.key() in seen:
                 observation = Observation("Repeated action: stopping.", ok=False)
