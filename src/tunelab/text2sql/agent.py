@@ -1,7 +1,7 @@
 """The Interactive-T2S loop: Thought / Action / Observation turns against the tools, logged as a trajectory.
 
-Stops on Done (accepted only after a successful ExecuteSQL), after `max_turns`, on a repeated action (or the same unparseable reply twice), at a
-wall-clock budget, or when the LLM itself fails. Malformed actions get a corrective observation. An empty, NULL,
+Stops on Done (accepted only after a successful ExecuteSQL), after `max_turns`, on a repeated action (or the
+same unparseable reply twice), at a wall-clock budget, or when the LLM itself fails. Malformed actions get a corrective observation. An empty, NULL,
 zero or failing result gets a hint to check values and columns (at most `max_retries` times). The answer is
 the last successfully executed SQL that is not a `SELECT *` probe.
 """
