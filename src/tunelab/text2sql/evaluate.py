@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from tunelab.data import read_records
 from tunelab.errors import UserError
 from tunelab.text2sql.db import Database, SQLError
 
@@ -43,14 +44,7 @@ def _read_json_list(path: Path) -> list[dict]:
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror}") from err
     if path.suffix == ".jsonl":
-        items = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise UserError(f"{path}:{number}: malformed JSON ({err.msg})") from err
-        return items
+        return read_records(path)  # names the line of a malformed record
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
