@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from tunelab.cortex.model import (FactorisedReadout, GaussianReadout, ModelConfig, build_model, correlation_loss,
-                                  poisson_loss)
+from tunelab.cortex.model import (FactorisedReadout, GaussianReadout, ModelConfig, bilinear_readout, build_model,
+                                  correlation_loss, poisson_loss)
 from tunelab.errors import UserError
 
 np_readouts = pytest.importorskip("neuralpredictors.layers.readouts")
@@ -78,3 +78,23 @@ def test_model_shapes_and_bad_config():
     with pytest.raises(UserError, match="unknown readout"):
         ModelConfig(readout="attention")
 
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7), (16, 16)])
+def test_fast_evaluation_readout_equals_grid_sample_with_gradients(size):
+    torch.manual_seed(3)
+    mu = torch.cat([torch.rand(20, 2) * 2 - 1, torch.tensor([[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [0.0, 1.0]])])
+    mu.requires_grad_(True)
+    features = torch.randn(len(mu), 3, requires_grad=True)
+    feature_map = torch.randn(2, 3, *size, requires_grad=True)
+    ours = bilinear_readout(feature_map, mu, features)
+    sampled = torch.nn.functional.grid_sample(feature_map, mu.expand(2, -1, -1).unsqueeze(2), align_corners=True)
+    reference = (sampled[..., 0] * features.T).sum(1)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    probe = torch.randn_like(ours)
+    grads = torch.autograd.grad((ours * probe).sum(), [feature_map, features, mu])
+    expected = torch.autograd.grad((reference * probe).sum(), [feature_map, features, mu])
+    for got, want in zip(grads[:2], expected[:2]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    if min(size) > 1:  # grid_sample's position gradient differs only at exact grid lines, which random mu avoid
+        torch.testing.assert_close(grads[2][:20], expected[2][:20], rtol=1e-4, atol=1e-4)

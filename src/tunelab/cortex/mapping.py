@@ -15,7 +15,7 @@ from tunelab.errors import UserError
 
 
 @torch.no_grad()
-def top_k_preferred(predict, images: np.ndarray, k: int = 25, batch_size: int = 256, progress: bool = False
+def top_k_preferred(predict, images: np.ndarray, k: int = 25, batch_size: int = 128, progress: bool = False
                     ) -> tuple[np.ndarray, np.ndarray, float]:
     """Each unit's k highest-response images in one streaming pass (running top-k, never the full matrix).
 

@@ -87,20 +87,42 @@ class GaussianReadout(nn.Module):
         return self.mu_free.clamp(-1, 1)
 
     def forward(self, feature_map: torch.Tensor, sample: bool | None = None) -> torch.Tensor:
-        batch = feature_map.shape[0]
         sample = self.training if sample is None else sample
+        if not sample:  # fixed positions: one sparse weighted sum, ~20x faster than grid_sample + channel sum
+            return bilinear_readout(feature_map, self.mu, self.features) + self.bias
         mu = self.mu
-        if sample:
-            noise = torch.randn(batch, *mu.shape, device=mu.device)
-            grid = (mu + noise * self.log_sigma.exp()[:, None]).clamp(-1, 1)
-        else:
-            grid = mu.expand(batch, *mu.shape)
+        noise = torch.randn(feature_map.shape[0], *mu.shape, device=mu.device)
+        grid = (mu + noise * self.log_sigma.exp()[:, None]).clamp(-1, 1)
         sampled = F.grid_sample(feature_map, grid.unsqueeze(2), align_corners=True)  # [B, C, n, 1]
         # multiply-and-sum over channels: several times faster than the equivalent einsum on CPU
         return (sampled[..., 0] * self.features.T).sum(1) + self.bias
 
     def regularizer(self) -> torch.Tensor:
         return self.features.abs().sum(1).mean()
+
+
+def bilinear_readout(feature_map: torch.Tensor, mu: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """y[b, n] = sum_c features[n, c] * Phi[b, c] bilinearly sampled at mu[n] (grid_sample's convention,
+    align_corners=True, mu within [-1, 1]).
+
+    Each unit touches 4 grid corners x C channels, so the readout is a sparse [n, C*H*W] matrix with 4C weights
+    per row; embedding_bag applies it to the feature maps (columns of the table are images) without building the
+    [B, C, n] tensor of sampled features. Differentiable in all three inputs."""
+    batch, channels, height, width = feature_map.shape
+    x = (mu[:, 0] + 1) / 2 * (width - 1)
+    y = (mu[:, 1] + 1) / 2 * (height - 1)
+    x0 = x.detach().floor().clamp(0, max(width - 2, 0))
+    y0 = y.detach().floor().clamp(0, max(height - 2, 0))
+    fx, fy = x - x0, y - y0
+    x1 = (x0 + 1).clamp(max=width - 1)
+    y1 = (y0 + 1).clamp(max=height - 1)
+    corners = torch.stack([y0 * width + x0, y0 * width + x1, y1 * width + x0, y1 * width + x1], 1).long()  # [n, 4]
+    corner_weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)  # [n, 4]
+    channel_offsets = torch.arange(channels, device=feature_map.device) * (height * width)
+    index = (corners[:, :, None] + channel_offsets).flatten(1)  # [n, 4C] into the flattened (c, y, x) axis
+    weights = (corner_weights[:, :, None] * features[:, None, :]).flatten(1)  # [n, 4C]
+    table = feature_map.reshape(batch, -1).T.contiguous()  # [C*H*W, B]
+    return F.embedding_bag(index, table, per_sample_weights=weights, mode="sum").T
 
 
 class FactorisedReadout(nn.Module):
