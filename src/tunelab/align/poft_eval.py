@@ -10,7 +10,7 @@ from tunelab.align.poft_tasks import is_correct
 
 
 @torch.no_grad()
-def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int = 32, max_new_tokens: int = 8
+def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int = 32, max_new_tokens: int = 16
                      ) -> list[str]:
     """Greedy completions of each prompt under the model's chat template (left-padded batches)."""
     side = tokenizer.padding_side

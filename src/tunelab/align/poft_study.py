@@ -33,7 +33,7 @@ DEFAULT_ALIGNED = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
 @dataclasses.dataclass
 class StudySettings:
     target: str = "smollm2-135m-instruct"
-    task: str = "mixed"  # problem family (poft_tasks.TASKS)
+    task: str = "addition"  # problem family (poft_tasks.TASKS)
     aligned: tuple[str, ...] = DEFAULT_ALIGNED
     n_train: int = 48
     n_test: int = 40

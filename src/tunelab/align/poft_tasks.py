@@ -18,15 +18,20 @@ UNITS = [  # (from, to, factor)
 _NUMBER = re.compile(r"-?\d+")
 
 
-TASKS = {  # problem families: "mixed" is hard for a 135M model; "times-table" is within its reach (about 1 in 4 right)
+TASKS = {  # problem families: "mixed" is hard for a 135M model; "times-table" is within its reach (about 1 in 4 right);
+    # "addition" answers with its working ("34 + 7 = 41"), which the 135M target learns from a few dozen examples
     "mixed": ("add", "subtract", "multiply", "convert"),
     "times-table": ("times-table",),
+    "addition": ("add-working",),
 }
 
 
 def make_problem(rng: random.Random, task: str = "mixed") -> dict:
     """One problem: {'prompt', 'response', 'answer', 'kind'}."""
     kind = rng.choice(TASKS[task])
+    if kind == "add-working":  # two digits plus one, answered as an equation: 720 distinct problems
+        a, b = rng.randint(10, 99), rng.randint(2, 9)
+        return {"prompt": f"What is {a} + {b}?", "response": f"{a} + {b} = {a + b}", "answer": a + b, "kind": kind}
     if kind == "times-table":  # single-digit products
         a, b = rng.randint(2, 9), rng.randint(2, 9)
         question, answer = f"What is {a} * {b}?", a * b
@@ -83,8 +88,9 @@ def corrupt(problems: list[dict], fraction: float, seed: int) -> list[dict]:
     out = []
     for i, problem in enumerate(problems):
         row = dict(problem, corrupted=i in chosen)
-        if i in chosen:
-            row["response"] = str(wrong_answer(problem["answer"], random.Random(problem["prompt"])))
+        if i in chosen:  # responses end with their answer ("41" or "34 + 7 = 41"): only that number changes
+            wrong = wrong_answer(problem["answer"], random.Random(problem["prompt"]))
+            row["response"] = problem["response"].removesuffix(str(problem["answer"])) + str(wrong)
         out.append(row)
     return out
 
