@@ -91,20 +91,24 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=64)
     parser.add_argument("--bank", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--sim-seed", type=int, default=0,
+                        help="Simulation seed; 0 is the default sheet (results/map.json), others go to "
+                             "results/map_seed<N>.json as a robustness check.")
     parser.add_argument("--timing-repeats", type=int, default=3)
     parser.add_argument("--timing-images", type=int, default=1000, help="Bank images per speed timing.")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "tunelab" / "cortex-bench")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    config = SheetConfig(height=args.side, width=args.side)
-    model_dir = args.cache / f"gaussian-{args.side}-{args.images}-{args.epochs}"
+    config = SheetConfig(height=args.side, width=args.side, seed=args.sim_seed)
+    seed_tag = f"-seed{args.sim_seed}" if args.sim_seed else ""
+    model_dir = args.cache / f"gaussian-{args.side}-{args.images}-{args.epochs}{seed_tag}"
     if (model_dir / "fit_report.json").exists():  # reuse a fit of exactly this configuration
         sheet = CorticalSheet(config)
         fitted = FittedModel.load(model_dir)
         fit_report = json.loads((model_dir / "fit_report.json").read_text())
     else:
-        sheet, recording = simulate_recording(config, args.images, repeats=2, seed=0)
+        sheet, recording = simulate_recording(config, args.images, repeats=2, seed=args.sim_seed)
         fitted, report = fit_model(recording, ModelConfig(), FitConfig(epochs=args.epochs), progress=True)
         fit_report = {k: v for k, v in report.items() if k not in ("per_unit", "split")}
         fitted.save(model_dir)
@@ -119,7 +123,7 @@ def main() -> None:
     speeds = search_speeds(fitted, bank.images[: args.timing_images], args.timing_repeats)
     load = os.getloadavg()
     results = {
-        "config": {"sheet": [args.side, args.side], "images": args.images, "repeats": 2, "bank": args.bank,
+        "config": {"sheet": [args.side, args.side], "sim_seed": args.sim_seed, "images": args.images, "repeats": 2, "bank": args.bank,
                    "timing_images": min(args.timing_images, args.bank), "command": " ".join(sys.argv[1:]),
                    "epochs_max": args.epochs, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                    "machine": platform.processor() or platform.machine(),
@@ -130,8 +134,11 @@ def main() -> None:
         "search": speeds,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "map.json", results)
-    plot(sheet, result, bank, model_dir, args.out)
+    if args.sim_seed:
+        atomic_write_json(args.out / f"map_seed{args.sim_seed}.json", results)
+    else:
+        atomic_write_json(args.out / "map.json", results)
+        plot(sheet, result, bank, model_dir, args.out)
     write_readme(args.out.parent)
     print(json.dumps({"ari": verification["ari"], "feve": fit_report["test"]["median_feve"],
                       "images_per_second": speeds["median_images_per_second"]}, indent=2))
