@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/align/poft/run_poft_study.py            # small, CPU-sized defaults
     .venv/bin/python benchmarks/align/poft/run_poft_study.py --n-train 400 --n-test 200 --epochs 3   # larger
     .venv/bin/python benchmarks/align/poft/run_poft_study.py --cost-only --cost-steps 24   # step cost alone
+    .venv/bin/python benchmarks/align/poft/run_poft_study.py --followup    # SFT / PoFT, then DPO / EPA
 
-Writes results/poft_study.json (or, with --cost-only, results/poft_cost.json), results/poft_accuracy.png and
-README.md (tables generated from the JSON files).
+Writes results/poft_study.json (with --cost-only results/poft_cost.json, with --followup results/poft_followup.json
+and poft_followup.png), results/poft_accuracy.png and README.md (tables generated from the JSON files).
 """
 
 from __future__ import annotations
@@ -28,7 +29,22 @@ from tunelab.report import Table
 HERE = Path(__file__).parent
 
 
-def readme(results: dict, cost: dict | None) -> str:
+def followup_section(follow: dict) -> list[str]:
+    f, stages = follow["followup"], list(next(iter(follow["accuracy"].values())))
+    table = Table(["first stage", *["alone" if st == "none" else f"then {st.upper()}" for st in stages]],
+                  [[first.upper(), *[f"{by[st]['mean']:.3f} ± {by[st]['std']:.3f}" for st in stages]]
+                   for first, by in follow["accuracy"].items()])
+    return ["## PoFT, then DPO or EPA", "",
+            f"First stage on {f['noise']:.0%} corrupted SFT data (as above); second stage a fresh LoRA (r={f['lora_r']}) "
+            f"on the merged first-stage model, trained on {follow['preference_pairs']} verified pairs (clean working "
+            f"over the corrupted one, same training prompts) with the first-stage model as reference; beta "
+            f"{f['beta']}, EPA with {f['num_weak']} weak negatives, {f['epochs']} epochs, batch {f['batch_size']}, "
+            f"lr {f['learning_rate']}. Held-out accuracy, mean ± std over seeds "
+            f"{', '.join(map(str, follow['settings']['seeds']))}.", "", table.to_markdown(), "",
+            "![followup](results/poft_followup.png)", ""]
+
+
+def readme(results: dict, cost: dict | None, follow: dict | None = None) -> str:
     s = results["settings"]
     accuracy = Table(["corrupted responses", *[m.upper() for m in s["methods"]]], table_rows(results))
     scoring = results["scoring"]
@@ -69,7 +85,14 @@ def readme(results: dict, cost: dict | None) -> str:
                   "", f"Forward + backward of `{cost.get('target', s['target'])}` + LoRA on the same batch, SFT and "
                   "PoFT interleaved in one process (who goes first alternates), scores precomputed, after one warm-up "
                   f"step each; {cost.get('machine', results['machine'])}.", ""]
+    if follow:
+        lines += followup_section(follow)
     return "\n".join(lines)
+
+
+def stored_followup(results_dir: Path) -> dict | None:
+    path = results_dir / "poft_followup.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def latest_cost(results: dict, results_dir: Path) -> dict | None:
@@ -87,8 +110,25 @@ def cost_only(settings: StudySettings, cache_dir: Path | None, results_dir: Path
     atomic_write_json(results_dir / "poft_cost.json", cost)
     study = results_dir / "poft_study.json"
     if study.is_file():
-        atomic_write_text(out / "README.md", readme(json.loads(study.read_text()), cost))
+        atomic_write_text(out / "README.md", readme(json.loads(study.read_text()), cost, stored_followup(results_dir)))
     print(json.dumps(cost, indent=1))
+    return 0
+
+
+def followup(settings: StudySettings, cache_dir: Path | None, results_dir: Path, out: Path) -> int:
+    from tunelab.align.poft_followup import FollowupSettings, plot as plot_followup, run_followups
+
+    cache = cache_dir or Path.home() / ".cache" / "tunelab" / "poft-bench"  # scores reused across restarts
+    results = run_followups(settings, FollowupSettings(), cache, log=lambda m: print(m, file=sys.stderr, flush=True),
+                            runs_file=results_dir / "poft_followup.partial.jsonl")
+    atomic_write_json(results_dir / "poft_followup.json", results)
+    atomic_savefig(plot_followup(results), results_dir / "poft_followup.png")
+    (results_dir / "poft_followup.partial.jsonl").unlink(missing_ok=True)
+    study = results_dir / "poft_study.json"
+    if study.is_file():
+        study_results = json.loads(study.read_text())
+        atomic_write_text(out / "README.md", readme(study_results, latest_cost(study_results, results_dir), results))
+    print(json.dumps({f: {st: round(v["mean"], 3) for st, v in by.items()} for f, by in results["accuracy"].items()}))
     return 0
 
 
@@ -109,6 +149,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cost-steps", type=int, default=defaults.cost_steps)
     parser.add_argument("--cost-only", action="store_true",
                         help="Only time PoFT vs SFT steps; writes results/poft_cost.json and regenerates README.md.")
+    parser.add_argument("--followup", action="store_true",
+                        help="Only the SFT / PoFT -> DPO / EPA runs; writes results/poft_followup.json.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="Score cache to reuse (default: a fresh one, so throughput is measured).")
@@ -124,6 +166,8 @@ def main(argv=None) -> int:
         f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
     if args.cost_only:
         return cost_only(settings, args.cache_dir, results_dir, args.out, machine)
+    if args.followup:
+        return followup(settings, args.cache_dir, results_dir, args.out)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as fresh:
         results = run_study(settings, args.cache_dir or fresh, log=lambda m: print(m, file=sys.stderr, flush=True),
@@ -132,7 +176,8 @@ def main(argv=None) -> int:
     results["machine"] = machine
     atomic_write_json(results_dir / "poft_study.json", results)
     atomic_savefig(plot(results), results_dir / "poft_accuracy.png")
-    atomic_write_text(args.out / "README.md", readme(results, latest_cost(results, results_dir)))
+    atomic_write_text(args.out / "README.md", readme(results, latest_cost(results, results_dir),
+                                                     stored_followup(results_dir)))
     (results_dir / "poft_runs.partial.jsonl").unlink(missing_ok=True)
     print(json.dumps({"accuracy": {m: {n: round(v["mean"], 3) for n, v in by.items()}
                                    for m, by in results["accuracy"].items()}, "cost": results["cost"]}, indent=1))

@@ -69,8 +69,8 @@ def summarise(values: Sequence[float]) -> dict:
             "values": list(values)}
 
 
-def train_and_evaluate(settings: StudySettings, rows: list[dict], test: list[dict], method: str, seed: int,
-                       scores: AlignedScores | None) -> dict:
+def train_target(settings: StudySettings, rows: list[dict], method: str, seed: int, scores: AlignedScores | None):
+    """SFT or PoFT of a fresh LoRA on the target; returns (model, tokenizer, training summary)."""
     model, tokenizer = load_target(settings.target, seed=seed)
     model = attach_lora(model, LoraSettings(r=settings.lora_r, alpha=2 * settings.lora_r))
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,12 +85,21 @@ def train_and_evaluate(settings: StudySettings, rows: list[dict], test: list[dic
         result = trainer.train()
         seconds = time.perf_counter() - start
         weights = [log["poft/weight"] for log in trainer.state.log_history if "poft/weight" in log]
+    return model, tokenizer, {"train_loss": result.training_loss, "steps": result.global_step,
+                              "train_seconds": seconds, "mean_poft_weight": statistics.fmean(weights) if weights else None}
+
+
+def evaluate(model, tokenizer, test: list[dict]) -> dict:
+    """Held-out accuracy of greedy answers, with a few answers kept for diagnosis."""
     answers = generate_answers(model, tokenizer, [p["prompt"] for p in test])
     return {"accuracy": sum(is_correct(a, p["answer"]) for a, p in zip(answers, test)) / len(test),
-            "sample_answers": [[p["prompt"], p["answer"], a] for p, a in zip(test[:5], answers)],  # for diagnosis
-            "train_loss": result.training_loss,
-            "steps": result.global_step, "train_seconds": seconds,
-            "mean_poft_weight": statistics.fmean(weights) if weights else None}
+            "sample_answers": [[p["prompt"], p["answer"], a] for p, a in zip(test[:5], answers)]}
+
+
+def train_and_evaluate(settings: StudySettings, rows: list[dict], test: list[dict], method: str, seed: int,
+                       scores: AlignedScores | None) -> dict:
+    model, tokenizer, summary = train_target(settings, rows, method, seed, scores)
+    return {**evaluate(model, tokenizer, test), **summary}
 
 
 def step_time_ratio(settings: StudySettings, rows: list[dict], cache_dir: str | Path, steps: int) -> dict:

@@ -1,0 +1,124 @@
+"""PoFT (or SFT) on noisy data, then preference optimisation (DPO or EPA from tunelab.align) on verified pairs.
+
+The paper says PoFT stacks with DPO run afterwards. Here the first stage trains on the study's corrupted SFT data
+at one noise level; the second merges that LoRA into the target, attaches a fresh one and trains it on pairs
+(clean response, corrupted response) of the same training prompts, with the first-stage model as the reference.
+Held-out accuracy is measured after each stage, so the table shows what each second stage adds.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tunelab.align.poft_scoring import score_dataset
+from tunelab.align.poft_study import (StudySettings, evaluate, load_finished_runs, pairs_of, record_run, summarise,
+                                      train_target)
+from tunelab.align.poft_tasks import corrupt, make_problems
+
+
+@dataclasses.dataclass
+class FollowupSettings:
+    noise: float = 0.4  # corruption of the first stage's SFT data
+    methods: tuple[str, ...] = ("dpo", "epa")
+    beta: float = 0.1
+    num_weak: int = 2  # EPA's weak negatives (other prompts' responses); DPO has none
+    epochs: float = 2.0
+    batch_size: int = 8
+    learning_rate: float = 5e-4
+    lora_r: int = 8
+
+
+def preference_records(train: list[dict]) -> list[dict]:
+    """One verified pair per training problem: its clean response over its corrupted one (the same wrong answer
+    the noisy SFT data uses)."""
+    wrong = corrupt(train, 1.0, seed=0)
+    return [{"prompt": p["prompt"], "chosen": p["response"], "rejected": w["response"]} for p, w in zip(train, wrong)]
+
+
+def preference_stage(model, tokenizer, records: list[dict], method: str, seed: int, follow: FollowupSettings):
+    """A fresh LoRA trained with `method` on the merged first-stage model (its own reference); returns the model."""
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+
+    from tunelab.align.config import AlignConfig
+    from tunelab.align.trainer import PreferenceTrainer
+
+    merged = copy.deepcopy(model).merge_and_unload()
+    lora = LoraConfig(r=follow.lora_r, lora_alpha=2 * follow.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules="all-linear")
+    with tempfile.TemporaryDirectory() as tmp:
+        args = AlignConfig(output_dir=tmp, method=method, beta=follow.beta,
+                           num_weak=follow.num_weak if method == "epa" else 0, num_train_epochs=follow.epochs,
+                           per_device_train_batch_size=follow.batch_size, learning_rate=follow.learning_rate,
+                           lr_scheduler_type="constant", save_strategy="no", logging_steps=1, seed=seed,
+                           data_seed=seed, disable_tqdm=True, max_length=128, use_cpu=not torch.cuda.is_available())
+        trainer = PreferenceTrainer(merged, args, records, tokenizer, peft_config=lora)
+        trainer.remove_callback(PrinterCallback)
+        start = time.perf_counter()
+        trainer.train()
+        return trainer.model, time.perf_counter() - start
+
+
+def run_followups(settings: StudySettings, follow: FollowupSettings, cache_dir: str | Path, log=print,
+                  runs_file: Path | None = None) -> dict:
+    """Every (seed, first stage) run with each second stage; resumable through `runs_file` like the study."""
+    problems = make_problems(settings.n_train + settings.n_test, settings.data_seed, task=settings.task)
+    train, test = problems[:settings.n_train], problems[settings.n_train:]
+    records = preference_records(train)
+    header = {"study": settings, "followup": follow}
+    runs = load_finished_runs(runs_file, header)
+    done = {(r["seed"], r["first"]) for r in runs}
+    for seed in settings.seeds:
+        rows = corrupt(train, follow.noise, seed)
+        scores = score_dataset(pairs_of(rows), settings.aligned, cache_dir, settings.score_batch_size,
+                               settings.max_length)
+        for first in settings.methods:
+            if (seed, first) in done:
+                continue
+            model, tokenizer, summary = train_target(settings, rows, first, seed, scores)
+            run = {"seed": seed, "first": first, "accuracy": {"none": evaluate(model, tokenizer, test)["accuracy"]},
+                   "seconds": {"none": summary["train_seconds"]}}
+            for method in follow.methods:
+                tuned, seconds = preference_stage(model, tokenizer, records, method, seed, follow)
+                run["accuracy"][method] = evaluate(tuned, tokenizer, test)["accuracy"]
+                run["seconds"][method] = seconds
+                del tuned
+            runs.append(run)
+            record_run(runs_file, header, run)
+            log(f"seed {seed} {first}: " + ", ".join(f"+{m} {a:.3f}" for m, a in run["accuracy"].items()))
+    stages = ("none", *follow.methods)
+    table = {first: {stage: summarise([r["accuracy"][stage] for r in runs if r["first"] == first]) for stage in stages}
+             for first in settings.methods}
+    return {"settings": dataclasses.asdict(settings), "followup": dataclasses.asdict(follow), "accuracy": table,
+            "runs": runs, "preference_pairs": len(records)}
+
+
+def plot(results: dict):
+    """Held-out accuracy after the first stage and after each second stage, grouped by first stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    firsts = list(results["accuracy"])
+    stages = list(results["accuracy"][firsts[0]])
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    width = 0.8 / len(stages)
+    for j, stage in enumerate(stages):
+        cells = [results["accuracy"][f][stage] for f in firsts]
+        ax.bar([i + j * width for i in range(len(firsts))], [c["mean"] for c in cells], width,
+               yerr=[c["std"] for c in cells], capsize=3, label="no second stage" if stage == "none" else f"+{stage.upper()}")
+    ax.set_xticks([i + width * (len(stages) - 1) / 2 for i in range(len(firsts))], [f.upper() for f in firsts])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title(f"{results['followup']['noise']:.0%} corrupted SFT data, then verified pairs "
+                 f"({len(results['settings']['seeds'])} seeds)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
