@@ -120,7 +120,7 @@ def _update_readme() -> None:
 
     template = (HERE / "README.template.md").read_text()
     parts = {}
-    for name in ("accuracy_table", "speed_table"):
+    for name in ("accuracy_table", "speed_table", "generative_table"):
         path = HERE / "results" / f"{name}.md"
         parts[name] = path.read_text() if path.exists() else "_not run yet_\n"
     atomic_write_text(HERE / "README.md", template.format(**parts))

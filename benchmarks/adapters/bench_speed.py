@@ -9,6 +9,7 @@ results/speed.png and the table in README.md (generated from the JSON).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,12 +31,23 @@ def write_outputs(result: dict) -> None:
     rows = result["training"]
     names = list(rows)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, key, title in zip(axes, ["median_step_s", "peak_step_mb", "saved_activation_mb"],
-                              ["median training-step time (s)", "peak step memory (MiB)", "saved activations (MiB)"]):
-        ax.bar(names, [rows[n][key] for n in names], color=[f"C{i}" for i in range(len(names))])
+    colours = [f"C{i}" for i in range(len(names))]
+    time_ratio = [rows[n]["round_ratio_vs_dora"] for n in names]  # per-round ratios: load hits both alike
+    axes[0].bar(names, [t["median"] for t in time_ratio], color=colours,
+                yerr=[[t["median"] - t["q1"] for t in time_ratio], [t["q3"] - t["median"] for t in time_ratio]],
+                capsize=4)
+    axes[0].axhline(1.05, color="red", ls="--", lw=1, label="goal for BoRA: <= 1.05")
+    axes[0].set_ylim(0, 1.1 * max(1.15, *[t["q3"] for t in time_ratio]))
+    axes[0].legend(fontsize=7, loc="upper left")
+    axes[0].set_title("training-step time / DoRA's (median, IQR over rounds)", fontsize=9)
+    for ax, key, title in zip(axes[1:], ["memory_vs_dora", "flops_vs_dora"],
+                              ["peak step memory / DoRA's", "matmul FLOPs / DoRA's"]):
+        ax.bar(names, [rows[n][key] for n in names], color=colours)
         ax.set_title(title, fontsize=9)
+    for ax in axes:
+        ax.axhline(1.0, color="grey", lw=0.8)
     fig.suptitle(f"{result['model']}, r={result['r']}, batch {result['batch_size']}x{result['seq_len']} tokens, "
-                 f"{result['threads']} CPU threads", fontsize=9)
+                 f"{result['threads']} CPU thread(s); ratios to PEFT's DoRA in the same run", fontsize=9)
     fig.tight_layout()
     atomic_savefig(fig, HERE / "results" / "speed.png")
     plt.close(fig)
@@ -90,7 +102,11 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="1 by default: on a shared CPU, threads of one op wait for each other when any is "
                              "descheduled, which adds load-dependent stalls")
+    parser.add_argument("--report-only", action="store_true", help="only regenerate figure/table from the JSON")
     args = parser.parse_args(argv)
+    if args.report_only:
+        write_outputs(json.loads((HERE / "results" / "speed.json").read_text()))
+        return 0
     torch.set_num_threads(args.threads)
     result = run_speed_study(args.model, args.methods, r=args.r, batch_size=args.batch_size, seq_len=args.seq_len,
                              repeats=args.repeats)

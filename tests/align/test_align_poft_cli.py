@@ -54,6 +54,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     _one_line_error(capsys, "not a PoFT scores file")
     assert main(["align", "poft", "train", "--data", str(data), "--out", str(tmp_path / "run")]) == 2
     _one_line_error(capsys, "needs reference scores")
+    assert main(["align", "poft", "study", "--task", "calculus", "--out", str(tmp_path / "study")]) == 2
+    _one_line_error(capsys, "unknown task 'calculus'")
+    assert not (tmp_path / "study").exists()
 
 
 @pytest.mark.slow

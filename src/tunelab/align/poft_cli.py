@@ -124,6 +124,7 @@ def study(
     out: Path = typer.Option(Path("poft-study"), "--out", help="Folder for poft_study.json and poft_accuracy.png."),
     target: str = typer.Option("smollm2-135m-instruct", "--target"),
     aligned_model: List[str] = ALIGNED,
+    task: str = typer.Option("addition", "--task", help="Problem family: addition, times-table or mixed."),
     n_train: int = typer.Option(48, "--n-train", min=2),
     n_test: int = typer.Option(40, "--n-test", min=1),
     noise: List[float] = typer.Option(None, "--noise", help="Fractions of corrupted responses (repeat; default 0, 0.2, 0.4)."),
@@ -138,9 +139,13 @@ def study(
     from tunelab.align.poft_study import DEFAULT_ALIGNED, StudySettings, plot, run_study
     from tunelab.io import atomic_savefig, atomic_write_json
 
+    from tunelab.align.poft_tasks import TASKS
+
+    if task not in TASKS:
+        raise UserError(f"unknown task '{task}': choose one of {', '.join(sorted(TASKS))}")
     if any(not 0 <= n <= 1 for n in noise or []):
         raise UserError("--noise values are fractions between 0 and 1")
-    settings = StudySettings(target=target, aligned=tuple(aligned_model or DEFAULT_ALIGNED), n_train=n_train,
+    settings = StudySettings(target=target, task=task, aligned=tuple(aligned_model or DEFAULT_ALIGNED), n_train=n_train,
                              n_test=n_test, noise=tuple(noise or (0.0, 0.2, 0.4)), seeds=tuple(seeds or (0, 1, 2)),
                              epochs=epochs, learning_rate=learning_rate, cost_steps=cost_steps)
     out.mkdir(parents=True, exist_ok=True)
