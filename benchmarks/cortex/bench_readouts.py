@@ -71,9 +71,9 @@ def peer_model(kind: str, image_size: int, n_units: int, seed: int) -> EncodingM
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--side", type=int, default=32)
-    parser.add_argument("--images", type=int, default=800)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--side", type=int, default=64)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--runs", nargs="*", default=None, help="Only these runs (default: all, then merge).")
     parser.add_argument("--merge", action="store_true", help="Only gather stored runs into readouts.json.")
