@@ -95,7 +95,7 @@ def write_outputs(results: dict) -> None:
     fig.tight_layout()
     atomic_savefig(fig, HERE / "results" / "generative.png")
     plt.close(fig)
-    lines = ["| method | seeds | exact match | trainable params | median train s (same machine, interleaved) |",
+    lines = ["| method | seeds | exact match | trainable params | median train s (shared CPU, not a cost measure) |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['seeds']} | {r['exact_match_mean']:.3f} ± {r['exact_match_std']:.3f} | "
               f"{r['trainable_parameters']} | {r['train_seconds_median']:.0f} |" for r in rows]
