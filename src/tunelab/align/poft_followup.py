@@ -82,11 +82,14 @@ def run_followups(settings: StudySettings, follow: FollowupSettings, cache_dir: 
             if (seed, first) in done:
                 continue
             model, tokenizer, summary = train_target(settings, rows, first, seed, scores)
-            run = {"seed": seed, "first": first, "accuracy": {"none": evaluate(model, tokenizer, test)["accuracy"]},
-                   "seconds": {"none": summary["train_seconds"]}}
+            scored = evaluate(model, tokenizer, test)
+            run = {"seed": seed, "first": first, "accuracy": {"none": scored["accuracy"]},
+                   "sample_answers": {"none": scored["sample_answers"]}, "seconds": {"none": summary["train_seconds"]}}
             for method in follow.methods:
                 tuned, seconds = preference_stage(model, tokenizer, records, method, seed, follow)
-                run["accuracy"][method] = evaluate(tuned, tokenizer, test)["accuracy"]
+                scored = evaluate(tuned, tokenizer, test)
+                run["accuracy"][method] = scored["accuracy"]
+                run["sample_answers"][method] = scored["sample_answers"]  # what a second stage did to the answers
                 run["seconds"][method] = seconds
                 del tuned
             runs.append(run)
