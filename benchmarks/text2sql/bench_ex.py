@@ -5,7 +5,8 @@
 
 Questions are taken round-robin over the three databases (so any prefix is balanced); both methods answer each
 question before the next starts (paired). Results are saved after every question, so a run stopped by the time
-budget keeps what it measured; the JSON says how many questions ran. `--report` regenerates README/PNG only.
+budget keeps what it measured, and a rerun with the same model and agent limits resumes after the questions
+already answered; the JSON says how many questions ran. `--report` regenerates README/PNG only.
 """
 
 from __future__ import annotations
@@ -63,9 +64,14 @@ def main() -> None:
     llm = make_llm(args.model, args.base_url, threads=args.threads)
     encoder = load_encoder_or_none("all-minilm-l6-v2")
     dbs, boxes = {}, {}
-    records = {"agent": [], "baseline": []}
+    records = previous_records(args)
+    done = {r["question_id"] for r in records["agent"]}
+    if done:
+        print(f"resuming: {len(done)} questions already answered", flush=True)
     start = time.perf_counter()
     for n, q in enumerate(questions, start=1):
+        if q["id"] in done:
+            continue
         if args.budget_min and time.perf_counter() - start > 60 * args.budget_min:
             break
         if q["db"] not in dbs:
@@ -89,6 +95,17 @@ def main() -> None:
         save(records, args, len(questions))
     save(records, args, len(questions), finished=True)
     write_report(json.loads(OUT.read_text()))
+
+
+def previous_records(args) -> dict:
+    """The records of an earlier run with the same model and agent limits (so a stopped run resumes), else none."""
+    if OUT.exists():
+        old = json.loads(OUT.read_text())
+        same = (old.get("model"), old.get("agent_max_turns"), old.get("agent_budget_s")) == (
+            args.model, args.max_turns, args.question_budget_s)
+        if same and len(old["records"]["agent"]) == len(old["records"]["baseline"]):
+            return old["records"]
+    return {"agent": [], "baseline": []}
 
 
 def save(records: dict, args, planned: int, finished: bool = False) -> None:
