@@ -78,13 +78,17 @@ def readme(results: dict, cost: dict | None, follow: dict | None = None) -> str:
         "",
     ]
     if cost:
+        rounds = cost.get("per_round_ratio")
         lines += ["## Cost of a PoFT step", "",
-                  Table(["median SFT step (s)", "median PoFT step (s)", "PoFT / SFT", "steps timed", "batch"],
+                  Table(["median SFT step (s)", "median PoFT step (s)", "PoFT / SFT (medians)",
+                         "PoFT / SFT per round: median [IQR]", "steps timed", "batch"],
                         [[cost["median_sft_step_s"], cost["median_poft_step_s"], cost["poft_over_sft"],
+                          f"{rounds['median']:.3f} [{rounds['q1']:.3f}, {rounds['q3']:.3f}]" if rounds else "-",
                           cost["steps_timed"], cost["batch_size"]]]).to_markdown(),
                   "", f"Forward + backward of `{cost.get('target', s['target'])}` + LoRA on the same batch, SFT and "
                   "PoFT interleaved in one process (who goes first alternates), scores precomputed, after one warm-up "
-                  f"step each; {cost.get('machine', results['machine'])}.", ""]
+                  f"step each; {cost.get('machine', results['machine'])}"
+                  f"{', load average %.1f' % cost['load_average_1min'] if 'load_average_1min' in cost else ''}.", ""]
     if follow:
         lines += followup_section(follow)
     return "\n".join(lines)

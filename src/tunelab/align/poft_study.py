@@ -129,8 +129,11 @@ def step_time_ratio(settings: StudySettings, rows: list[dict], cache_dir: str | 
                 if step:  # step 0 warms up both paths
                     times[method].append(time.perf_counter() - start)
     sft, poft = statistics.median(times["sft"]), statistics.median(times["poft"])
+    per_round = sorted(p / s for p, s in zip(times["poft"], times["sft"]))  # the two steps ran seconds apart
+    quartiles = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else per_round * 3
     return {"steps_timed": steps, "batch_size": settings.batch_size, "median_sft_step_s": sft,
-            "median_poft_step_s": poft, "poft_over_sft": poft / sft}
+            "median_poft_step_s": poft, "poft_over_sft": poft / sft,
+            "per_round_ratio": {"median": statistics.median(per_round), "q1": quartiles[0], "q3": quartiles[2]}}
 
 
 def load_finished_runs(path: Path | None, settings: StudySettings) -> list[dict]:
