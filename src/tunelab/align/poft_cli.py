@@ -137,17 +137,16 @@ def study(
 ) -> None:
     """SFT vs PoFT held-out accuracy on verifiable problems with 0/20/40 % corrupted responses (resumable)."""
     from tunelab.align.poft_study import DEFAULT_ALIGNED, StudySettings, plot, run_study
-    from tunelab.io import atomic_savefig, atomic_write_json
-
     from tunelab.align.poft_tasks import TASKS
+    from tunelab.io import atomic_savefig, atomic_write_json
 
     if task not in TASKS:
         raise UserError(f"unknown task '{task}': choose one of {', '.join(sorted(TASKS))}")
     if any(not 0 <= n <= 1 for n in noise or []):
         raise UserError("--noise values are fractions between 0 and 1")
-    settings = StudySettings(target=target, task=task, aligned=tuple(aligned_model or DEFAULT_ALIGNED), n_train=n_train,
-                             n_test=n_test, noise=tuple(noise or (0.0, 0.2, 0.4)), seeds=tuple(seeds or (0, 1, 2)),
-                             epochs=epochs, learning_rate=learning_rate, cost_steps=cost_steps)
+    settings = StudySettings(target=target, task=task, aligned=tuple(aligned_model or DEFAULT_ALIGNED),
+                             n_train=n_train, n_test=n_test, noise=tuple(noise or (0.0, 0.2, 0.4)),
+                             seeds=tuple(seeds or (0, 1, 2)), epochs=epochs, learning_rate=learning_rate, cost_steps=cost_steps)
     out.mkdir(parents=True, exist_ok=True)
     results = run_study(settings, cache_dir or _default_cache(), log=lambda m: typer.echo(m, err=True),
                         runs_file=out / "poft_runs.partial.jsonl")
