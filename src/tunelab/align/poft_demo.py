@@ -41,7 +41,8 @@ def run(out_dir: Path) -> list[Section]:
     cache = out_dir / "score-cache"
     settings = StudySettings(**DEMO_SETTINGS)
 
-    problems = make_problems(settings.n_train + settings.n_test, settings.data_seed)[:settings.n_train]
+    problems = make_problems(settings.n_train + settings.n_test, settings.data_seed,
+                             task=settings.task)[:settings.n_train]  # the problems the study below trains on
     wrong = corrupt(problems, 1.0, 0)
     pairs = [(p["prompt"], p["response"]) for p in problems] + [(w["prompt"], w["response"]) for w in wrong]
     scores = score_dataset(pairs, settings.aligned, cache, settings.score_batch_size, settings.max_length)
@@ -57,8 +58,8 @@ def run(out_dir: Path) -> list[Section]:
             "where s_theta is the target's mean log-probability per response token and s_ref the mean of the same "
             "score under aligned models (each with its own chat template, response tokens on both sides). Its "
             "gradient is the SFT gradient weighted by sigmoid(beta (s_ref - s_theta) - gamma), so responses that the "
-            "aligned models find unlikely count less. The data are generated arithmetic and unit-conversion problems "
-            "with exactly checkable answers; corrupted responses carry a plausible wrong number. The histograms show "
+            "aligned models find unlikely count less. The data are generated additions answered with their working "
+            "(\"34 + 7 = 41\"), exactly checkable; corrupted responses carry a plausible wrong result. The histograms show "
             "how each aligned model scores clean against corrupted responses; the table is a one-seed run of SFT and "
             f"PoFT on {settings.n_train} examples with {settings.noise[-1]:.0%} corrupted (target {settings.target} + LoRA), evaluated "
             f"on {settings.n_test} held-out problems. One seed at this size says little about the difference; the "
