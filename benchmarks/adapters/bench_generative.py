@@ -33,8 +33,7 @@ def train_and_score(args, method: str, seed: int, train: list[dict], test: list[
 
     from tunelab.adapters.attach import attach, make_config
     from tunelab.align.poft_config import PoFTConfig
-    from tunelab.align.poft_eval import generate_answers
-    from tunelab.align.poft_tasks import is_correct
+    from tunelab.align.poft_study import evaluate
     from tunelab.align.poft_train import load_target, make_trainer
 
     model, tokenizer = load_target(args.target, seed=seed)
@@ -50,11 +49,10 @@ def train_and_score(args, method: str, seed: int, train: list[dict], test: list[
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
-    answers = generate_answers(model, tokenizer, [p["prompt"] for p in test])
+    scored = evaluate(model, tokenizer, test)  # the PoFT study's scoring: greedy answer, result after the last '='
     return {"method": method, "seed": seed, "trainable_parameters": trainable, "train_loss": result.training_loss,
-            "steps": result.global_step, "train_seconds": seconds,
-            "exact_match": sum(is_correct(a, p["answer"]) for a, p in zip(answers, test)) / len(test),
-            "sample_answers": [[p["prompt"], p["answer"], a] for p, a in zip(test[:3], answers)]}
+            "steps": result.global_step, "train_seconds": seconds, "exact_match": scored["accuracy"],
+            "sample_answers": scored["sample_answers"]}
 
 
 def summarise(runs: dict) -> list[dict]:
