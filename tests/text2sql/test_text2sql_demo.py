@@ -16,7 +16,8 @@ def test_safety_check_refuses_every_attack(shop_path):
 def test_render_trajectory_shows_every_turn(shop_path):
     with open_database(shop_path) as db:
         box = Toolbox(db, encoder=None)
-        traj = Agent(box, ScriptedLLM(['Thought: t\nAction: ExecuteSQL("SELECT 1")', "Action: Done()"])).run("q")
+        llm = ScriptedLLM(['Thought: t\nAction: ExecuteSQL("SELECT 0")', 'Action: ExecuteSQL("SELECT 1")'])
+        traj = Agent(box, llm).run("q")
         box.close()
     text = render_trajectory(traj)
     assert "--- turn 1" in text and "--- turn 2" in text and "final SQL: SELECT 1" in text
@@ -32,6 +33,6 @@ def test_fallback_script_answers_both_demo_questions(shop_path):
         agent = Agent(box, llm)
         for question, gold in QUESTIONS:
             traj = agent.run(question)
-            assert traj.status == "done"
+            assert traj.status == "answered"
             assert bird_match(db.execute(traj.final_sql).rows, db.execute(gold).rows)
         box.close()

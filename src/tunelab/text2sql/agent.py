@@ -1,9 +1,14 @@
-"""The Interactive-T2S loop: Thought / Action / Observation turns against the tools, logged as a trajectory.
+"""The Interactive-T2S loop: Thought / Action / Observation turns against the four tools, logged as a trajectory.
 
-Stops on Done (accepted only after a successful ExecuteSQL), after `max_turns`, on a repeated action (or the
-same unparseable reply twice), at a wall-clock budget, or when the LLM itself fails. Malformed actions get a corrective observation. An empty, NULL,
-zero or failing result gets a hint to check values and columns (at most `max_retries` times). The answer is
-the last successfully executed SQL that is not a `SELECT *` probe.
+How it drives a small model (each part can be switched off in `AgentConfig`, and is measured by the benchmark):
+- grounding: before the model's first SQL the controller runs SearchColumn, SearchValue and FindShortestPath on
+  the question and shows their findings as a compact schema slice (`grounding.py`); those calls are steps too;
+- constrained replies: with a local model every reply is decoded under the action grammar (`grammar.py`), which
+  allows only the tools that make sense now: Done only after SQL returned rows, ExecuteSQL alone once the model
+  has used its searches or repeated one;
+- repairing feedback: a failing or empty ExecuteSQL gets the closest names, the missing join or the stored
+  spelling of its literal (`repair.py`);
+- never empty-handed: the answer is the best query that ran (rows > no rows > error), whatever stopped the loop.
 """
 
 from __future__ import annotations
@@ -14,26 +19,40 @@ import re
 import time
 
 from tunelab.text2sql.actions import Action, ActionError, parse_action, parse_tool_call, tool_schemas
+from tunelab.text2sql.agent_config import AgentConfig
+from tunelab.text2sql.grammar import action_grammar
+from tunelab.text2sql.grounding import ground
 from tunelab.text2sql.llm import LLM, LLMError
-from tunelab.text2sql.prompts import STOP_SEQUENCES, agent_messages
+from tunelab.text2sql.prompts import STOP_SEQUENCES, agent_messages, compact_messages, table_summary
+from tunelab.text2sql.repair import diagnose_empty, diagnose_error, join_repair, literal_repair
 from tunelab.text2sql.tools import Observation, Toolbox
 
 PROBE = re.compile(r"^\s*select\s+\*\s+from\b", re.IGNORECASE)
+SEARCHES = ("SearchValue", "SearchColumn", "FindShortestPath")
 RETRY_HINT = ("\nThe result is empty, NULL, 0 or an error. Check the stored values with SearchValue and the "
               "columns with SearchColumn, then try again.")
+MAX_RETRY_HINTS = 3
 
 
 @dataclasses.dataclass
 class Step:
-    turn: int
+    turn: int  # 0: the controller's grounding, before the model's first reply
+    actor: str  # "model" or "controller"
     reply: str
     action: dict | None
     observation: str
     ok: bool
-    prompt_tokens: int
-    completion_tokens: int
-    llm_s: float
-    tool_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_s: float = 0.0
+    tool_s: float = 0.0
+
+
+@dataclasses.dataclass
+class Candidate:
+    sql: str
+    ok: bool
+    has_rows: bool  # returned something other than no rows / one row of NULL or 0
 
 
 @dataclasses.dataclass
@@ -43,8 +62,9 @@ class Trajectory:
     model: str
     protocol: str
     steps: list[Step] = dataclasses.field(default_factory=list)
+    candidates: list[Candidate] = dataclasses.field(default_factory=list)
     final_sql: str | None = None
-    status: str = "running"  # done | max_turns | repetition | budget | llm_error
+    status: str = "running"  # answered | done | max_turns | repetition | invalid | budget | llm_error
     error: str | None = None
     messages: list[dict] = dataclasses.field(default_factory=list)
     wall_s: float = 0.0
@@ -57,9 +77,13 @@ class Trajectory:
     def completion_tokens(self) -> int:
         return sum(s.completion_tokens for s in self.steps)
 
+    @property
+    def model_turns(self) -> int:
+        return sum(s.actor == "model" for s in self.steps)
+
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
-        data.update(turns=len(self.steps), prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
+        data.update(turns=self.model_turns, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
         return data
 
     def to_json(self) -> str:
@@ -73,99 +97,183 @@ def is_empty_result(observation: Observation) -> bool:
     return not rows or (len(rows) == 1 and all(v is None or v == 0 for v in rows[0]))
 
 
-def final_sql(successful: list[str]) -> str | None:
-    for sql in reversed(successful):
-        if not PROBE.match(sql):
-            return sql
-    return None
+def best_candidate(candidates: list[Candidate]) -> str | None:
+    """The last query that returned rows, else the last that ran, else the last tried; `SELECT *` probes last."""
+    ranked = sorted(range(len(candidates)), key=lambda i: (candidates[i].has_rows, candidates[i].ok,
+                                                           not PROBE.match(candidates[i].sql), i))
+    return candidates[ranked[-1]].sql if candidates else None
+
+
+@dataclasses.dataclass
+class LoopState:
+    seen: set = dataclasses.field(default_factory=set)
+    searches: int = 0
+    invalid_in_a_row: int = 0
+    repeats: int = 0
+    retry_hints: int = 0
+    force_sql: bool = False
 
 
 class Agent:
-    def __init__(self, toolbox: Toolbox, llm: LLM, max_turns: int = 12, budget_s: float = 300.0,
-                 max_retries: int = 3, protocol: str = "text", max_tokens: int = 384, on_step=None):
-        if protocol not in ("text", "tools"):
-            raise ValueError("protocol is 'text' or 'tools'")
+    def __init__(self, toolbox: Toolbox, llm: LLM, config: AgentConfig | None = None, on_step=None, **overrides):
         self.toolbox, self.llm = toolbox, llm
-        self.max_turns, self.budget_s, self.max_retries = max_turns, budget_s, max_retries
-        self.protocol, self.max_tokens = protocol, max_tokens
+        self.config = dataclasses.replace(config or AgentConfig(), **overrides)
         self.on_step = on_step  # called with each Step as it happens (the CLI prints it)
 
+    # ------------------------------------------------------------------ the loop
     def run(self, question: str, evidence: str = "") -> Trajectory:
-        messages = agent_messages(self.toolbox.schema, question, evidence)
-        traj = Trajectory(question, str(self.toolbox.db.path), getattr(self.llm, "name", "?"), self.protocol)
-        successful: list[str] = []
-        seen: set[str] = set()
-        seen_invalid: set[str] = set()
-        retries = 0
+        cfg = self.config
+        traj = Trajectory(question, str(self.toolbox.db.path), getattr(self.llm, "name", "?"), cfg.protocol)
         start = time.perf_counter()
-        for turn in range(1, self.max_turns + 1):
-            if time.perf_counter() - start > self.budget_s:
+        messages = self._first_messages(traj, question, evidence)
+        state = LoopState()
+        for turn in range(1, cfg.max_turns + 1):
+            if cfg.budget_s is not None and time.perf_counter() - start > cfg.budget_s:
                 traj.status = "budget"
                 break
+            allowed = self._allowed(traj, state)
             try:
-                if self.protocol == "tools":
-                    completion = self.llm.complete(messages, max_tokens=self.max_tokens, tools=tool_schemas())
-                else:
-                    completion = self.llm.complete(messages, stop=STOP_SEQUENCES, max_tokens=self.max_tokens)
+                completion = self._complete(messages, allowed)
             except LLMError as err:
                 traj.status, traj.error = "llm_error", str(err)
                 break
-            action, call_id, problem = self._parse(completion)
+            action, call_id, problem = self._parse(completion, allowed)
             tool_start = time.perf_counter()
-            stop_reason = None
-            if problem is not None and completion.text.strip() in seen_invalid:
-                # the same unparseable reply again: greedy decoding will keep repeating it
-                observation = Observation("Repeated invalid reply: stopping.", ok=False)
-                stop_reason = "repetition"
-            elif problem is not None:
-                seen_invalid.add(completion.text.strip())
-                observation = Observation(f"Invalid action: {problem}", ok=False)
-            elif action.key() in seen:
-                observation = Observation("Repeated action: stopping.", ok=False)
-                stop_reason = "repetition"
-            elif action.name == "Done":
-                if successful:
-                    observation = Observation("Done.")
-                    stop_reason = "done"
-                else:
-                    observation = Observation("Done is accepted only after a successful ExecuteSQL.", ok=False)
-            else:
-                seen.add(action.key())
-                observation = self._call(action)
-                if action.name == "ExecuteSQL":
-                    if observation.ok:
-                        successful.append(action.arguments["sql"])
-                    if is_empty_result(observation) and retries < self.max_retries:
-                        retries += 1
-                        observation = dataclasses.replace(observation, text=observation.text + RETRY_HINT)
-            step = Step(turn, completion.text, dataclasses.asdict(action) if action else None, observation.text,
-                        observation.ok, completion.prompt_tokens, completion.completion_tokens, completion.latency_s,
-                        time.perf_counter() - tool_start)
-            traj.steps.append(step)
-            if self.on_step:
-                self.on_step(step)
+            observation, stop, extra = self._act(traj, state, action, problem)
+            step = Step(turn, "model", completion.text, dataclasses.asdict(action) if action else None,
+                        observation.text, observation.ok, completion.prompt_tokens, completion.completion_tokens,
+                        completion.latency_s, time.perf_counter() - tool_start)
+            self._record(traj, step)
+            for tool_action, tool_observation in extra:
+                self._record(traj, Step(turn, "controller", "", dataclasses.asdict(tool_action),
+                                        tool_observation.text, tool_observation.ok))
             self._append(messages, completion, call_id, observation)
-            if stop_reason:
-                traj.status = stop_reason
+            if stop:
+                traj.status = stop
                 break
         else:
             traj.status = "max_turns"
-        traj.final_sql = final_sql(successful)
+        traj.final_sql = best_candidate(traj.candidates)
         traj.messages = messages
         traj.wall_s = time.perf_counter() - start
         return traj
 
-    def _parse(self, completion) -> tuple[Action | None, str | None, str | None]:
+    def _first_messages(self, traj: Trajectory, question: str, evidence: str) -> list[dict]:
+        cfg, schema = self.config, self.toolbox.schema
+        if cfg.style == "paper":
+            return agent_messages(schema, question, evidence)
+        if cfg.ground:
+            tool_start = time.perf_counter()
+            grounding = ground(self.toolbox, question)
+            each = (time.perf_counter() - tool_start) / max(len(grounding.steps), 1)
+            for action, observation in grounding.steps:
+                self._record(traj, Step(0, "controller", "", dataclasses.asdict(action), observation.text,
+                                        observation.ok, tool_s=each))
+            context = grounding.render(self.toolbox.db.quote_if_needed)
+        else:
+            context = f"Tables:\n{table_summary(schema)}"
+        return compact_messages(schema, question, context, evidence, example=cfg.example and cfg.protocol == "text")
+
+    def _allowed(self, traj: Trajectory, state: LoopState) -> list[str]:
+        """The tools the next reply may call."""
+        last = traj.candidates[-1] if traj.candidates else None
+        if last is not None and last.has_rows:
+            return ["Done", "ExecuteSQL"]
+        allowed = ["ExecuteSQL"]
+        if not state.force_sql and state.searches < self.config.max_model_searches:
+            allowed += list(SEARCHES)
+        if any(c.ok for c in traj.candidates):
+            allowed.append("Done")
+        return allowed
+
+    def _act(self, traj: Trajectory, state: LoopState, action: Action | None, problem: str | None):
+        """The observation for one reply, whether the loop stops (and why), and the controller's extra tool calls."""
+        cfg = self.config
+        if action is not None and action.key() in state.seen:
+            if action.name == "ExecuteSQL" or state.repeats >= 1:
+                return Observation("Repeated action: stopping.", ok=False), "repetition", []
+            state.repeats += 1
+            state.force_sql = True
+            return Observation("You did that already. Now write the SQL with ExecuteSQL.", ok=False), None, []
+        if problem is not None:
+            state.invalid_in_a_row += 1
+            stop = "invalid" if state.invalid_in_a_row >= 2 else None
+            return Observation(f"Invalid action: {problem}", ok=False), stop, []
+        state.invalid_in_a_row = 0
+        if action.name == "Done":
+            if any(c.ok for c in traj.candidates):
+                return Observation("Done."), "done", []
+            return Observation("Done is accepted only after a successful ExecuteSQL.", ok=False), None, []
+        state.seen.add(action.key())
+        observation = self._call(action)
+        if action.name != "ExecuteSQL":
+            state.searches += 1
+            return observation, None, []
+        sql = action.arguments["sql"]
+        empty = is_empty_result(observation)
+        traj.candidates.append(Candidate(sql, observation.ok, observation.ok and not empty))
+        if not empty:
+            if cfg.stop_on_answer:
+                return observation, "answered", []
+            return dataclasses.replace(observation, text=observation.text + "\nIf this answers the question, "
+                                                                          "reply Done()."), None, []
+        if cfg.repair:
+            text, extra, answered = self._repair(traj, sql, observation)
+            stop = "answered" if answered and cfg.stop_on_answer else None
+            return dataclasses.replace(observation, text=text), stop, extra
+        if state.retry_hints < MAX_RETRY_HINTS:
+            state.retry_hints += 1
+            return dataclasses.replace(observation, text=observation.text + RETRY_HINT), None, []
+        return observation, None, []
+
+    def _repair(self, traj: Trajectory, sql: str, observation: Observation):
+        """A failing query with a missing join, or an empty one with a literal not stored as written, is rerun
+        repaired by the controller; otherwise (or if that returns nothing either) the tools' hints are added."""
+        failed = not observation.ok
+        repaired = join_repair(self.toolbox, sql) if failed else literal_repair(self.toolbox, sql)
+        extra = []
+        if repaired:
+            rerun = self.toolbox.execute_sql(repaired)
+            extra.append((Action("ExecuteSQL", {"sql": repaired}), rerun))
+            has_rows = rerun.ok and not is_empty_result(rerun)
+            traj.candidates.append(Candidate(repaired, rerun.ok, has_rows))
+            if has_rows:
+                what = "added the missing join" if failed else "used the stored spelling of the value"
+                return f"{observation.text}\nThe controller {what}: {repaired}\n{rerun.text}", extra, True
+        hint, more = diagnose_error(self.toolbox, sql, observation.text) if failed else diagnose_empty(self.toolbox, sql)
+        return observation.text + (f"\n{hint}" if hint else ""), extra + more, False
+
+    def _record(self, traj: Trajectory, step: Step) -> None:
+        traj.steps.append(step)
+        if self.on_step:
+            self.on_step(step)
+
+    # ------------------------------------------------------------------ talking to the LLM
+    def _complete(self, messages: list[dict], allowed: list[str]):
+        cfg = self.config
+        if cfg.protocol == "tools":
+            tools = [t for t in tool_schemas() if t["function"]["name"] in allowed]
+            return self.llm.complete(messages, max_tokens=cfg.max_tokens, tools=tools)
+        grammar = None
+        if cfg.constrain and getattr(self.llm, "supports_grammar", False):
+            grammar = action_grammar(self.toolbox.schema, allowed, thought_chars=cfg.thought_chars)
+        return self.llm.complete(messages, stop=STOP_SEQUENCES, max_tokens=cfg.max_tokens, grammar=grammar)
+
+    def _parse(self, completion, allowed: list[str]) -> tuple[Action | None, str | None, str | None]:
+        call_id = completion.tool_calls[0].id if completion.tool_calls else None
         try:
-            if self.protocol == "tools":
+            if self.config.protocol == "tools":
                 if not completion.tool_calls:
                     raise ActionError("call one of the tools (no tool call in the reply)")
                 call = completion.tool_calls[0]
-                return parse_tool_call(call.name, call.arguments), call.id, None
-            return parse_action(completion.text), None, None
+                action = parse_tool_call(call.name, call.arguments)
+            else:
+                action = parse_action(completion.text)
         except ActionError as err:
-            call_id = completion.tool_calls[0].id if completion.tool_calls else None
             return None, call_id, str(err)
+        if action.name not in allowed:  # the action is kept: repeating it is still a repetition
+            return action, call_id, f"{action.name} is not possible now; call one of {', '.join(allowed)}"
+        return action, call_id, None
 
     def _call(self, action: Action) -> Observation:
         args = action.arguments
@@ -181,7 +289,7 @@ class Agent:
             return Observation(f"Invalid arguments for {action.name}: {err}", ok=False)
 
     def _append(self, messages: list[dict], completion, call_id: str | None, observation: Observation) -> None:
-        if self.protocol == "tools" and call_id is not None:
+        if self.config.protocol == "tools" and call_id is not None:
             call = completion.tool_calls[0]
             messages.append({"role": "assistant", "content": completion.text or None, "tool_calls": [
                 {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}]})

@@ -21,6 +21,16 @@ def make_llm(model: str, base_url: str | None, threads: int | None):
     return build(model, base_url, threads)
 
 
+def agent_config(style: str, **settings):
+    """The AgentConfig of a style, with the options the user set (None: the style's default)."""
+    from tunelab.text2sql.agent_config import STYLES, AgentConfig
+
+    if style not in STYLES:
+        raise UserError(f"unknown style '{style}': use {' or '.join(STYLES)}")
+    chosen = {k: v for k, v in settings.items() if v is not None}
+    return AgentConfig.paper(**chosen) if style == "paper" else AgentConfig(**chosen)
+
+
 def _open(db: Path):
     from tunelab.text2sql.db import open_database
 
@@ -34,8 +44,11 @@ def ask(
     model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help=MODEL_HELP),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)."),
     protocol: str = typer.Option("text", "--protocol", help="text (Thought/Action) or tools (native tool calls)."),
-    max_turns: int = typer.Option(12, "--max-turns", min=1),
-    budget_s: float = typer.Option(300.0, "--budget-s", help="Wall-clock budget for the whole question."),
+    style: str = typer.Option("compact", "--style",
+                              help="compact (small models: controller grounding, short prompt) or paper (the "
+                                   "paper's prompt; the model plans every search: for large models)."),
+    max_turns: int = typer.Option(None, "--max-turns", min=1, help="Model replies per question (default: the style's)."),
+    budget_s: float = typer.Option(None, "--budget-s", help="Wall-clock budget for the whole question (default none)."),
     encoder: str = typer.Option("all-minilm-l6-v2", "--encoder", help="SearchColumn encoder; 'none' for BM25."),
     trajectory: Path = typer.Option(None, "--trajectory", help="Write the full trajectory (JSON) here."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for a local model."),
@@ -50,6 +63,7 @@ def ask(
         raise UserError("the question is empty")
     if protocol not in ("text", "tools"):
         raise UserError(f"unknown protocol '{protocol}': use text or tools")
+    config = agent_config(style, protocol=protocol, max_turns=max_turns, budget_s=budget_s)
     if protocol == "tools" and not base_url:
         raise UserError("--protocol tools needs an endpoint with native tool calling (--base-url)")
     with _open(db) as database:
@@ -57,18 +71,23 @@ def ask(
         llm = make_llm(model, base_url, threads)
 
         def show(step) -> None:
-            if not as_json:
+            if as_json:
+                return
+            if step.actor == "controller":
+                arguments = ", ".join(f"{k}={v!r}" for k, v in step.action["arguments"].items())
+                typer.echo(f"--- controller: {step.action['name']}({arguments})\nObservation: {step.observation}")
+            else:
                 typer.echo(f"--- turn {step.turn} ({step.llm_s:.1f} s)\n{step.reply.strip()}\n"
                            f"Observation: {step.observation}")
 
-        traj = Agent(box, llm, max_turns=max_turns, budget_s=budget_s, protocol=protocol, on_step=show).run(question)
+        traj = Agent(box, llm, config, on_step=show).run(question)
         box.close()
         if trajectory:
             atomic_write_text(trajectory, traj.to_json())
         if as_json:
             typer.echo(traj.to_json())
             return
-        typer.echo(f"=== {traj.status} after {len(traj.steps)} turns, {traj.prompt_tokens} prompt + "
+        typer.echo(f"=== {traj.status} after {traj.model_turns} turns, {traj.prompt_tokens} prompt + "
                    f"{traj.completion_tokens} completion tokens, {traj.wall_s:.1f} s")
         if traj.error:
             typer.echo(f"LLM error: {traj.error}", err=True)
@@ -129,6 +148,7 @@ def evaluate_command(
     bird: Path = typer.Option(None, "--bird", help="BIRD folder (dev.json + dev_databases/)."),
     questions: Path = typer.Option(None, "--questions", help="Question file (JSON/JSONL: db, question, sql)."),
     method: str = typer.Option("agent", "--method", help="agent or baseline (full schema, single shot)."),
+    style: str = typer.Option("compact", "--style", help="The agent's style: compact or paper (see `sql ask`)."),
     model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help=MODEL_HELP),
     base_url: str = typer.Option(None, "--base-url"),
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate only the first N questions."),
@@ -149,6 +169,7 @@ def evaluate_command(
         raise UserError("give exactly one of --bird DIR or --questions FILE")
     if method not in ("agent", "baseline"):
         raise UserError(f"unknown method '{method}': use agent or baseline")
+    config = agent_config(style)
     examples = load_bird(bird) if bird else load_questions(questions)
     if not examples:
         raise UserError("no questions to evaluate")
@@ -163,8 +184,8 @@ def evaluate_command(
         box = boxes[str(db.path)]
         if method == "baseline":
             return predict_full_schema(llm, box.schema, example.question, example.evidence)
-        traj = Agent(box, llm).run(example.question, example.evidence)
-        return Prediction(traj.final_sql, len(traj.steps), traj.prompt_tokens, traj.completion_tokens, traj.wall_s,
+        traj = Agent(box, llm, config).run(example.question, example.evidence)
+        return Prediction(traj.final_sql, traj.model_turns, traj.prompt_tokens, traj.completion_tokens, traj.wall_s,
                           traj.status, traj.to_dict())
 
     outcomes, summary = evaluate(examples, predict, open_database, ves_repeats=ves_repeats)

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from tunelab.text2sql.bm25 import bm25_scores, tokenize
-from tunelab.text2sql.db import Database
+from tunelab.text2sql.db import Database, sql_literal
 from tunelab.text2sql.schema import Schema
 
 NUMERIC_TYPES = ("INT", "REAL", "FLOA", "DOUB", "DEC", "NUM", "HUGEINT", "BIGINT")
@@ -81,9 +81,9 @@ def column_stats(db: Database, table: str, column: str, column_type: str, sample
         return "all NULL"
     if any(t in column_type.upper() for t in NUMERIC_TYPES):
         low, high = db.query(f"SELECT min({q(column)}), max({q(column)}) {source}")[0]
-        return f"min {low!r}, max {high!r}, {distinct} distinct"
+        return f"min {sql_literal(low)}, max {sql_literal(high)}, {distinct} distinct"
     if distinct <= MAX_CATEGORIES:
         values = [r[0] for r in db.query(f"SELECT DISTINCT {q(column)} {source} ORDER BY 1")]
-        return f"{distinct} values: " + ", ".join(repr(v) for v in values)
+        return f"{distinct} values: " + ", ".join(sql_literal(v) for v in values)
     values = [r[0] for r in db.query(f"SELECT DISTINCT {q(column)} {source} LIMIT {samples}")]
-    return f"{distinct} distinct, e.g. " + ", ".join(repr(v)[:60] for v in values)
+    return f"{distinct} distinct, e.g. " + ", ".join(sql_literal(v)[:60] for v in values)

@@ -10,6 +10,8 @@ wall-clock timeout (SQLite progress handler / DuckDB interrupt) and a row cap th
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import decimal
 import sqlite3
 import threading
 import time
@@ -368,11 +370,27 @@ def format_rows(result: QueryResult, max_chars: int = 2000) -> str:
     return f"{text}\n[{result.total_rows} row{'s' if result.total_rows != 1 else ''}{more}]"
 
 
+def sql_literal(value: Any) -> str:
+    """A value as an SQL literal (what the model should write): 'text' with quotes doubled, numbers and dates
+    plainly, NULL; never a Python repr such as Decimal('9.5') or datetime.date(...)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+    if isinstance(value, dt.datetime):
+        return f"'{value.isoformat(sep=' ')}'"
+    if isinstance(value, (dt.date, dt.time)):
+        return f"'{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):
-        return repr(value) if value != value.strip() else value  # trailing spaces must stay visible
+        return sql_literal(value) if value != value.strip() else value  # trailing spaces must stay visible
     return str(value)

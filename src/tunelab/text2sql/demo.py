@@ -1,6 +1,6 @@
 """`tunelab demo` section: Interactive-T2S with the embedded Qwen2.5-Coder-0.5B on a generated shop database.
 
-Small scale: two questions (wall budget per question), the rendered trajectory of the first one, the safety
+Small scale: two questions, the rendered trajectory of the first one, the safety
 check (an attack corpus against the read-only engine), and prompt size vs schema width.
 """
 
@@ -17,12 +17,9 @@ QUESTIONS = [
     ("How many orders were cancelled?", "SELECT count(*) FROM orders WHERE status = 'cancelled'"),
 ]
 SCRIPT = [  # used only when the embedded model is not installed
-    'Thought: How is Lyon stored?\nAction: SearchValue("Lyon")',
-    "Thought: The value is 'Lyon ' with a trailing space.\nAction: ExecuteSQL(\"SELECT count(*) FROM customers WHERE city = 'Lyon '\")",
-    "Thought: The result answers the question.\nAction: Done()",
-    'Thought: Which column holds the order status?\nAction: SearchColumn("order status")',
-    "Thought: 'cancelled' is one of the values.\nAction: ExecuteSQL(\"SELECT count(*) FROM orders WHERE status = 'cancelled'\")",
-    "Thought: The result answers the question.\nAction: Done()",
+    "Thought: Count the customers of Lyon.\nAction: ExecuteSQL(\"SELECT count(*) FROM customers WHERE city = 'Lyon'\")",
+    "Thought: 'cancelled' is a stored status.\nAction: ExecuteSQL(\"SELECT count(*) FROM orders WHERE status = "
+    "'cancelled'\")",
 ]
 ATTACKS = ["DROP TABLE orders", "DELETE FROM customers", "UPDATE products SET price = 0",
            "ATTACH DATABASE 'evil.db' AS evil", "PRAGMA query_only = OFF", "VACUUM INTO 'copy.db'",
@@ -34,8 +31,13 @@ def render_trajectory(traj) -> str:
     lines = [f"Question: {traj.question}"]
     for step in traj.steps:
         observation = step.observation if len(step.observation) < 600 else step.observation[:600] + " ..."
-        lines += [f"--- turn {step.turn} ({step.llm_s:.1f} s, {step.prompt_tokens} prompt tokens)", step.reply.strip(),
-                  f"Observation: {observation}"]
+        if step.actor == "controller":
+            action = step.action or {}
+            arguments = ", ".join(f"{k}={v!r}" for k, v in action.get("arguments", {}).items())
+            lines += [f"--- controller: {action.get('name')}({arguments})", f"Observation: {observation}"]
+        else:
+            lines += [f"--- turn {step.turn} ({step.llm_s:.1f} s, {step.prompt_tokens} prompt tokens)",
+                      step.reply.strip(), f"Observation: {observation}"]
     lines.append(f"=== {traj.status}; final SQL: {traj.final_sql}")
     return "\n".join(lines)
 
@@ -80,7 +82,7 @@ def run(out_dir: Path) -> list[Section]:
     rows, trajectories = [], []
     with open_database(path) as db:
         box = Toolbox(db, encoder="all-minilm-l6-v2")
-        agent = Agent(box, llm, max_turns=8, budget_s=75, max_tokens=160)
+        agent = Agent(box, llm)
         for question, gold in QUESTIONS:
             traj = agent.run(question)
             trajectories.append(traj)
@@ -91,14 +93,16 @@ def run(out_dir: Path) -> list[Section]:
                                          db.execute(gold, max_rows=None).rows)
                 except Exception:  # a failing final SQL is simply wrong
                     correct = False
-            rows.append([question, traj.final_sql or "(none)", "yes" if correct else "no", len(traj.steps),
+            rows.append([question, traj.final_sql or "(none)", "yes" if correct else "no", traj.model_turns,
                          traj.status, round(traj.wall_s, 1)])
         box.close()
     correct = sum(r[2] == "yes" for r in rows)
     prose = (
-        "The agent sees only the table list (table, primary key, foreign keys, row count) and discovers columns, "
-        f"stored values and joins with its tools. {llm_note}. At most 8 turns and 75 s per question, on a generated shop database "
-        "(320-column telemetry table, values stored with trailing spaces such as 'Lyon ').\n\n"
+        "Before the model writes SQL, the controller runs SearchColumn, SearchValue and FindShortestPath on the "
+        "question and shows the model a compact slice of the schema with the stored spelling of its values and "
+        f"ready join conditions; the model's replies are decoded under the action grammar. {llm_note}. At most "
+        "6 model turns per question, on a generated shop database (320-column telemetry table, values stored "
+        "with trailing spaces such as 'Lyon ').\n\n"
         f"Safety: {sum(o[1] != 'SUCCEEDED' for o in safety['outcomes'])} of {len(ATTACKS)} attack statements "
         f"refused or stopped by the engine; database file bytes unchanged: {safety['unchanged']}.\n\n"
         "Trajectory of the first question:\n" + render_trajectory(trajectories[0]))

@@ -50,11 +50,15 @@ class Completion:
 
 
 class LLM(Protocol):
+    """`grammar`: a Lark grammar the reply must follow, where the backend can constrain decoding
+    (`supports_grammar`); other backends ignore it."""
+
     name: str
     supports_tools: bool
+    supports_grammar: bool
 
     def complete(self, messages: list[dict], stop: list[str] | None = None, max_tokens: int = 384,
-                 tools: list[dict] | None = None) -> Completion: ...
+                 tools: list[dict] | None = None, grammar: str | None = None) -> Completion: ...
 
 
 def cut_at_stop(text: str, stop: list[str] | None) -> str:
@@ -74,6 +78,7 @@ class OpenAILLM:
     need none accept any string)."""
 
     supports_tools = True
+    supports_grammar = False
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  temperature: float = 0.0, timeout_s: float = 120.0, max_retries: int = 1):
@@ -85,7 +90,7 @@ class OpenAILLM:
                                     timeout=timeout_s, max_retries=max_retries)
         self.base_url = base_url or "the default OpenAI endpoint"
 
-    def complete(self, messages, stop=None, max_tokens=384, tools=None) -> Completion:
+    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None) -> Completion:
         import openai
 
         kwargs = dict(model=self.name, messages=messages, temperature=self.temperature, max_tokens=max_tokens)
@@ -142,6 +147,7 @@ class TransformersLLM:
     its new tokens."""
 
     supports_tools = False
+    supports_grammar = True
 
     def __init__(self, model: str = DEFAULT_LOCAL_MODEL, threads: int | None = None, seed: int = 0,
                  model_and_tokenizer=None, reuse_cache: bool = True):
@@ -179,19 +185,25 @@ class TransformersLLM:
     def count_prompt_tokens(self, messages: list[dict]) -> int:
         return int(self.prompt_ids(messages).shape[1])
 
-    def complete(self, messages, stop=None, max_tokens=384, tools=None) -> Completion:
+    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None) -> Completion:
         import torch
 
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         ids = self.prompt_ids(messages)
         start = time.perf_counter()
         criteria = StoppingCriteriaList([StopOnText(self.tokenizer, ids.shape[1], stop)] if stop else [])
+        processors = LogitsProcessorList()
+        if grammar is not None:
+            from tunelab.text2sql.constrained import GrammarLogitsProcessor
+
+            processors.append(GrammarLogitsProcessor(self.tokenizer, grammar, ids.shape[1]))
         past = self._reusable_cache(ids[0]) if self.reuse_cache else None
         cache_kwarg = {cache_argument(): past} if past is not None else {}
         with torch.no_grad():
             result = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
-                                         do_sample=False, stopping_criteria=criteria, **cache_kwarg,
+                                         do_sample=False, stopping_criteria=criteria, logits_processor=processors,
+                                         **cache_kwarg,
                                          pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True)
         out = result.sequences
         cache = result.get("cache") or result.get("past_key_values")
@@ -219,14 +231,17 @@ class ScriptedLLM:
     whitespace words, so they are comparable only between scripted runs."""
 
     supports_tools = True
+    supports_grammar = False
 
     def __init__(self, replies: list, name: str = "scripted"):
         self.replies = list(replies)
         self.name = name
         self.calls: list[list[dict]] = []
+        self.grammars: list[str | None] = []  # the grammar each call was asked to follow
 
-    def complete(self, messages, stop=None, max_tokens=384, tools=None) -> Completion:
+    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None) -> Completion:
         self.calls.append([dict(m) for m in messages])
+        self.grammars.append(grammar)
         if not self.replies:
             raise LLMError("scripted LLM has no reply left")
         reply = self.replies.pop(0)

@@ -64,6 +64,43 @@ Thought: The result answers the question.
 Action: Done()"""
 
 
+COMPACT_INSTRUCTIONS = """You write {dialect} SQL that answers a question about a database.
+Reply with one line "Thought: ..." and one line "Action: ..." calling one of:
+ExecuteSQL("SELECT ...") runs a query and shows its result.
+SearchValue("text") shows how a value is stored.
+SearchColumn("description") lists columns matching a description.
+FindShortestPath("table1", "table2") gives the join between two tables.
+Done() finishes, once a query returned the answer.
+Use only the tables and columns shown, stored values exactly as shown, and the join clause shown."""
+
+COMPACT_EXAMPLE = [
+    {"role": "user", "content": """Tables (only the relevant ones):
+student(id, name, school_id)
+school(id, name, city)
+Stored values matching the question (use them exactly):
+school.city = 'Springfield '
+Join clause: FROM student JOIN school ON student.school_id = school.id
+Question: How many students attend schools in Springfield?"""},
+    {"role": "assistant", "content": "Thought: Count students joined to their school, filtered on the stored city.\n"
+                                     "Action: ExecuteSQL(\"SELECT count(*) FROM student JOIN school ON student.school_id "
+                                     "= school.id WHERE school.city = 'Springfield '\")"},
+]
+
+
+def dialect_name(schema: Schema) -> str:
+    return {"sqlite": "SQLite", "duckdb": "DuckDB", "postgres": "PostgreSQL"}.get(schema.dialect, schema.dialect)
+
+
+def compact_messages(schema: Schema, question: str, context: str, evidence: str = "",
+                     example: bool = True) -> list[dict]:
+    """The prompt sized for small models: short instructions, one worked turn in the exact action format (as a
+    real user/assistant exchange), then the controller's schema slice and the question."""
+    user = f"{context}\nQuestion: {question}" + (f"\nHint: {evidence}" if evidence else "")
+    system = COMPACT_INSTRUCTIONS.format(dialect=dialect_name(schema))
+    return [{"role": "system", "content": system}, *(COMPACT_EXAMPLE if example else []),
+            {"role": "user", "content": user}]
+
+
 def table_summary(schema: Schema) -> str:
     """The paper's start context: `| Table | Primary Key | Foreign Key | Row Count |`, no column list."""
     lines = ["| Table | Primary Key | Foreign Key | Row Count |", "|---|---|---|---|"]
@@ -75,7 +112,7 @@ def table_summary(schema: Schema) -> str:
 
 
 def agent_messages(schema: Schema, question: str, evidence: str = "") -> list[dict]:
-    system = INSTRUCTIONS.format(dialect="SQLite" if schema.dialect == "sqlite" else "DuckDB") + "\n\n" + EXEMPLARS
+    system = INSTRUCTIONS.format(dialect=dialect_name(schema)) + "\n\n" + EXEMPLARS
     user = f"Tables:\n{table_summary(schema)}\nQuestion: {question}"
     if evidence:
         user += f"\nHint: {evidence}"
@@ -97,7 +134,7 @@ def create_table_statements(schema: Schema) -> str:
 
 
 def full_schema_messages(schema: Schema, question: str, evidence: str = "") -> list[dict]:
-    dialect = "SQLite" if schema.dialect == "sqlite" else "DuckDB"
+    dialect = dialect_name(schema)
     system = (f"You write one {dialect} query that answers the question. Reply with the SQL only, "
               "in a ```sql code block.")
     user = f"Database schema:\n{create_table_statements(schema)}\n\nQuestion: {question}"

@@ -11,7 +11,7 @@ import dataclasses
 
 from tunelab.errors import UserError
 from tunelab.text2sql.column_search import ColumnSearch, column_stats
-from tunelab.text2sql.db import Database, QueryResult, SQLError, format_rows
+from tunelab.text2sql.db import Database, QueryResult, SQLError, format_rows, sql_literal
 from tunelab.text2sql.join_path import PathError, build_graph, shortest_path
 from tunelab.text2sql.schema import Schema, introspect
 from tunelab.text2sql.value_index import ValueIndex
@@ -112,7 +112,7 @@ class Toolbox:
         blocks = []
         for q in queries:
             hits = self.value_index.search(q, tables=tables or None, columns=columns or None, k=self.top_k)
-            lines = [f"Values for '{q}':"] + [f"- {h.table}.{h.column} = {h.value!r}" for h in hits]
+            lines = [f"Values for '{q}':"] + [f"- {h.table}.{h.column} = {sql_literal(h.value)}" for h in hits]
             if not hits:
                 lines.append("- no stored value matches")
             blocks.append("\n".join(lines))
