@@ -172,7 +172,7 @@ class Agent:
             context = grounding.render(self.toolbox.db.quote_if_needed)
         else:
             context = f"Tables:\n{table_summary(schema)}"
-        return compact_messages(schema, question, context, evidence, example=cfg.example and cfg.protocol == "text")
+        return compact_messages(schema, question, context, evidence, example=cfg.example, protocol=cfg.protocol)
 
     def _allowed(self, traj: Trajectory, state: LoopState) -> list[str]:
         """The tools the next reply may call."""

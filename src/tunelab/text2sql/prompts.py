@@ -91,12 +91,22 @@ def dialect_name(schema: Schema) -> str:
     return {"sqlite": "SQLite", "duckdb": "DuckDB", "postgres": "PostgreSQL"}.get(schema.dialect, schema.dialect)
 
 
+TOOL_CALL_INSTRUCTIONS = """You write {dialect} SQL that answers a question about a database.
+Call exactly one tool per reply: ExecuteSQL runs a query and shows its result; SearchValue shows how a value is
+stored; SearchColumn lists columns matching a description; FindShortestPath gives the join between two tables;
+Done finishes, once a query returned the answer.
+Use only the tables and columns shown, stored values exactly as shown, and the join clause shown."""
+
+
 def compact_messages(schema: Schema, question: str, context: str, evidence: str = "",
-                     example: bool = True) -> list[dict]:
+                     example: bool = True, protocol: str = "text") -> list[dict]:
     """The prompt sized for small models: short instructions, one worked turn in the exact action format (as a
-    real user/assistant exchange), then the controller's schema slice and the question."""
+    real user/assistant exchange), then the controller's schema slice and the question. With native tool calling
+    (`protocol="tools"`) the instructions name the tools and the worked turn is left out."""
     user = f"{context}\nQuestion: {question}" + (f"\nHint: {evidence}" if evidence else "")
-    system = COMPACT_INSTRUCTIONS.format(dialect=dialect_name(schema))
+    template = TOOL_CALL_INSTRUCTIONS if protocol == "tools" else COMPACT_INSTRUCTIONS
+    example = example and protocol == "text"
+    system = template.format(dialect=dialect_name(schema))
     return [{"role": "system", "content": system}, *(COMPACT_EXAMPLE if example else []),
             {"role": "user", "content": user}]
 
