@@ -5,10 +5,14 @@
 For each width a SQLite database is generated with one `telemetry` table of N measurement columns (plus a
 `products` table it references). Tokens are counted with the Qwen2.5-Coder tokenizer and its chat template:
 - full schema: the baseline's prompt (every CREATE TABLE);
-- agent start: the agent's first prompt (instructions, two exemplars, the table summary, the question);
-- agent final / cumulative: the prompt at the last turn, and the sum over turns, of a fixed 4-step trajectory
-  (SearchColumn, SearchValue, FindShortestPath, ExecuteSQL) whose observations are the real tool outputs on that
-  database (SearchColumn ranks with BM25 here, which does not change the observation's size).
+- grounded agent (the default `AgentConfig`): its prompt when the model answers in one ExecuteSQL, i.e. the
+  controller's schema slice (relevant columns of the wide table, stored values, join clause) and the worked turn;
+- paper's loop (`AgentConfig.paper()`): its first prompt (instructions, two exemplars, the table summary), and the
+  prompt at the last turn and the sum over turns of a fixed 4-step trajectory (SearchColumn, SearchValue,
+  FindShortestPath, ExecuteSQL) whose observations are the real tool outputs on that database.
+The paper's loop ranks columns with BM25 here (no encoder), which does not change the size of its observations; the
+grounded agent ranks them with MiniLM, as by default, and the table says whether its slice holds the column and the
+value the question needs.
 """
 
 from __future__ import annotations
@@ -61,9 +65,10 @@ def make_wide_db(path: Path, n: int) -> Path:
     return path
 
 
-def measure(n: int, tokenizer) -> dict:
+def measure(n: int, tokenizer, encoder) -> dict:
     from tunelab.text2sql.actions import parse_action
     from tunelab.text2sql.agent import Agent
+    from tunelab.text2sql.agent_config import AgentConfig
     from tunelab.text2sql.db import open_database
     from tunelab.text2sql.llm import ScriptedLLM
     from tunelab.text2sql.prompts import agent_messages, full_schema_messages
@@ -87,20 +92,32 @@ def measure(n: int, tokenizer) -> dict:
         for reply in script:
             parse_action(reply)
         llm = ScriptedLLM(script)
-        traj = Agent(box, llm).run(QUESTION)
+        traj = Agent(box, llm, AgentConfig.paper()).run(QUESTION)
         per_turn = [count(messages) for messages in llm.calls]
         box.close()
+        dense = Toolbox(db, encoder=encoder)  # the default agent ranks columns with MiniLM
+        grounded_llm = ScriptedLLM(script[3:4])
+        grounded = Agent(dense, grounded_llm).run(QUESTION)
+        slice_text = grounded_llm.calls[0][-1]["content"]
+        dense.close()
     assert traj.status == "done" and traj.final_sql, traj.status
-    return {"columns": n + 5, "wide_table_columns": n + 2, "full_schema": full, "agent_start": start,
+    assert grounded.status == "answered", grounded.status
+    return {"columns": n + 5, "wide_table_columns": n + 2, "full_schema": full,
+            "grounded_agent": count(grounded_llm.calls[0]), "agent_start": start,
+            "needed_column_shown": "vibration_pump_max" in slice_text and "'Kitchen'" in slice_text,
             "agent_final_turn": per_turn[-1], "agent_cumulative": sum(per_turn), "turns": len(per_turn)}
 
 
 def main() -> None:
     from tunelab.models import load_tokenizer
 
+    from tunelab.text2sql.tools import load_encoder_or_none
+
     tokenizer = load_tokenizer("qwen2.5-coder-0.5b-instruct")
-    rows = [measure(n, tokenizer) for n in WIDTHS]
+    encoder = load_encoder_or_none("all-minilm-l6-v2")
+    rows = [measure(n, tokenizer, encoder) for n in WIDTHS]
     for r in rows:
+        r["ratio_full_over_grounded_agent"] = r["full_schema"] / r["grounded_agent"]
         r["ratio_full_over_agent_start"] = r["full_schema"] / r["agent_start"]
         r["ratio_full_over_agent_final_turn"] = r["full_schema"] / r["agent_final_turn"]
     atomic_write_json(RESULTS / "scaling.json", {"tokenizer": "qwen2.5-coder-0.5b-instruct", "question": QUESTION,
@@ -117,8 +134,9 @@ def report(data: dict) -> None:
     rows = data["rows"]
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     x = [r["columns"] for r in rows]
-    for key, label in (("full_schema", "full schema (baseline)"), ("agent_start", "agent: first prompt"),
-                       ("agent_final_turn", "agent: last prompt of a 4-step run")):
+    for key, label in (("full_schema", "full schema (baseline)"), ("grounded_agent", "grounded agent (default)"),
+                       ("agent_start", "paper's loop: first prompt"),
+                       ("agent_final_turn", "paper's loop: last prompt of a 4-step run")):
         ax.plot(x, [r[key] for r in rows], marker="o", label=label)
     ax.set_xlabel("columns in the database")
     ax.set_ylabel("prompt tokens (Qwen2.5 tokenizer)")
@@ -126,14 +144,15 @@ def report(data: dict) -> None:
     ax.legend()
     atomic_savefig(fig, RESULTS / "scaling.png")
     plt.close(fig)
-    lines = ["| columns | full schema | agent first prompt | agent last prompt | agent cumulative (5 calls) | "
-             "full / agent first | full / agent last |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['columns']} | {r['full_schema']} | {r['agent_start']} | {r['agent_final_turn']} | "
-              f"{r['agent_cumulative']} | {r['ratio_full_over_agent_start']:.2f} | "
-              f"{r['ratio_full_over_agent_final_turn']:.2f} |" for r in rows]
+    lines = ["| columns | full schema | grounded agent | full / grounded | slice has the needed column and value | "
+             "paper's loop: first prompt | last prompt | cumulative (5 calls) |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['columns']} | {r['full_schema']} | {r['grounded_agent']} | "
+              f"{r['ratio_full_over_grounded_agent']:.2f} | {'yes' if r['needed_column_shown'] else 'NO'} | "
+              f"{r['agent_start']} | {r['agent_final_turn']} | {r['agent_cumulative']} |" for r in rows]
     text = ("### Prompt tokens vs columns (`bench_scaling.py`)\n\nOne wide table of N columns plus a 3-column "
-            "table; tokens of the Qwen2.5-Coder chat prompt. The agent's prompt does not list columns, so it stays "
-            "flat; its last prompt includes the observations of a fixed 4-step trajectory run with the real tools.\n\n"
+            "table; tokens of the Qwen2.5-Coder chat prompt. Neither agent lists every column: the grounded agent "
+            "shows the relevant ones, the paper's loop none (its last prompt includes the observations of a fixed "
+            "4-step trajectory run with the real tools).\n\n"
             + "\n".join(lines) + "\n\n![scaling](results/scaling.png)\n")
     atomic_write_text(RESULTS / "scaling.md", text)
     write_readme()

@@ -12,6 +12,7 @@ from tunelab.text2sql.bm25 import bm25_scores, tokenize
 from tunelab.text2sql.column_search import ColumnSearch
 from tunelab.text2sql.db import open_database
 from tunelab.text2sql.join_path import PathError, build_graph, shortest_path
+from tunelab.text2sql.tools import Toolbox
 from tunelab.text2sql.schema import introspect
 from tunelab.text2sql.value_index import ValueIndex, default_index_path, fold
 
@@ -147,3 +148,27 @@ def test_execute_sql_observations(toolbox):
     assert not bad.ok and "no such column" in bad.text
     refused = toolbox.execute_sql("DROP TABLE orders")
     assert not refused.ok and "refused" in refused.text
+
+
+def test_sql_literal_is_what_the_model_should_write():
+    import datetime
+    import decimal
+
+    from tunelab.text2sql.db import sql_literal
+
+    assert sql_literal("Lyon ") == "'Lyon '" and sql_literal("O'Brien") == "'O''Brien'"
+    assert sql_literal(decimal.Decimal("901.00")) == "901.00" and sql_literal(3) == "3" and sql_literal(2.5) == "2.5"
+    assert sql_literal(datetime.date(2024, 1, 31)) == "'2024-01-31'"
+    assert sql_literal(datetime.datetime(2024, 1, 31, 8, 5)) == "'2024-01-31 08:05:00'"
+    assert sql_literal(None) == "NULL" and sql_literal(True) == "TRUE"
+
+
+def test_observations_show_sql_literals_not_python_reprs(tpch_path):
+    from tunelab.text2sql.db import open_database
+
+    with open_database(tpch_path) as db:
+        box = Toolbox(db, encoder=None)
+        text = box.search_column("customer account balance").text
+        assert "Decimal(" not in text and "datetime" not in text
+        assert "Decimal(" not in box.execute_sql("SELECT max(c_acctbal) FROM customer").text
+        box.close()
