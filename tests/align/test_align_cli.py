@@ -57,3 +57,12 @@ def test_theory_cli_writes_json_and_png(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert [r["method"] for r in result["results"]] == ["dpo", "epa(nw=4)"]
     assert (tmp_path / "t" / "theory.png").stat().st_size > 1000
+
+
+def test_train_resume_last_ignores_stray_checkpoint_folders(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])
+    (tmp_path / "out-checkpoints" / "checkpoint-abc").mkdir(parents=True)
+    code = main(["align", "train", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "tiny-llama",
+                 "--method", "dpo", "--resume", "last"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no checkpoint under" in err and "Traceback" not in err

@@ -52,3 +52,23 @@ def test_weak_negatives_come_from_other_prompts():
     assert weak == choose_weak_negatives(exs, 3, "both", seed=0)
     with pytest.raises(UserError):
         choose_weak_negatives(exs[:1], 1)
+
+
+def test_weak_negatives_exclude_every_record_of_the_same_prompt():
+    # multi-pair data (UltraFeedback style): several records share one prompt text
+    records = [{"prompt": f"p{i % 3}", "chosen": f"c{i}", "rejected": [f"r{i}a", f"r{i}b"]} for i in range(6)]
+    exs = normalize_records(records)
+    for seed in range(5):
+        for ex, row in zip(exs, choose_weak_negatives(exs, 4, "both", seed=seed)):
+            own = {t for other in exs if other.prompt == ex.prompt for t in (other.chosen, *other.rejected)}
+            assert not own & set(row)
+
+
+def test_group_shares_one_prompt_when_a_response_starts_with_whitespace():
+    # SmolLM2 merges the prompt's trailing "\n" with a response's leading "\n\n": that sequence splits earlier
+    smol = load_tokenizer("smollm2-135m-instruct")
+    ex = normalize_records([{"prompt": "Is it?", "chosen": "Yes.", "rejected": ["\n\nNo.", " Maybe."]}], ns=2)[0]
+    group = tokenize_group(smol, ex, 2, ["Sure."], max_length=256)
+    for response, response_ids in zip(["Yes.", "\n\nNo.", " Maybe.", "Sure."], group["responses_ids"]):
+        full_ids = sum(tokenize_prompt_response(smol, "Is it?", response), [])
+        assert group["prompt_ids"] + response_ids == full_ids

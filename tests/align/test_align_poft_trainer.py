@@ -88,3 +88,24 @@ def test_train_saves_and_resumes(tmp_path):
     assert json.loads((tmp_path / "m1" / "poft_summary.json").read_text())["loss_type"] == "poft"
     second = train(records, "tiny-llama", config(3), _scores(), LoraSettings(r=4, alpha=8), resume=True)
     assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 3
+
+
+@pytest.mark.parametrize("stray", [False, True])
+def test_train_resumes_from_highest_numbered_checkpoint(tmp_path, monkeypatch, stray):
+    import types
+
+    from tunelab.align import poft_train
+
+    for name in ["checkpoint-2", "checkpoint-10", "checkpoint-100"] + (["checkpoint-abc"] if stray else []):
+        (tmp_path / name).mkdir()
+    resumed = []
+
+    def fake_train(resume_from_checkpoint=None):
+        resumed.append(resume_from_checkpoint)
+        return types.SimpleNamespace(global_step=0, training_loss=0.0)
+
+    monkeypatch.setattr(poft_train, "load_target", lambda *a, **k: (None, None))
+    monkeypatch.setattr(poft_train, "make_trainer", lambda *a, **k: types.SimpleNamespace(train=fake_train))
+    config = PoFTConfig(output_dir=str(tmp_path), loss_type="sft", use_cpu=True)
+    summary = train([{"prompt": p, "response": r} for p, r in PAIRS], "fake", config, lora=None, resume=True)
+    assert resumed == [str(tmp_path / "checkpoint-100")] == [summary["resumed_from"]]

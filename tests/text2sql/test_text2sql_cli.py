@@ -23,13 +23,23 @@ def test_ask_prints_steps_sql_and_result(shop_path, scripted, capsys):
     code = main(["sql", "ask", "--db", str(shop_path), "--encoder", "none", "How many customers live in Nice?"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "--- turn 1" in out and "customers.city = 'Nice '" in out
+    assert out.index("--- controller: SearchColumn") < out.index("--- turn 1")  # the controller's grounding first
+    assert "customers.city = 'Nice '" in out
     assert "SQL: SELECT count(*) AS n FROM customers WHERE city = 'Nice '" in out
-    assert "=== done after 3 turns" in out
+    assert "=== answered after 2 turns" in out  # one search allowed, then the SQL that returned rows ends it
+
+
+def test_ask_paper_style_runs_the_papers_loop(shop_path, scripted, capsys):
+    scripted += ['Thought: look\nAction: SearchValue("nice")',
+                 "Thought: count\nAction: ExecuteSQL(\"SELECT count(*) FROM customers WHERE city = 'Nice '\")",
+                 "Thought: ok\nAction: Done()"]
+    code = main(["sql", "ask", "--db", str(shop_path), "--encoder", "none", "--style", "paper", "Nice?"])
+    out = capsys.readouterr().out
+    assert code == 0 and "--- controller" not in out and "=== done after 3 turns" in out
 
 
 def test_ask_writes_trajectory_json(shop_path, scripted, tmp_path, capsys):
-    scripted += ['Action: ExecuteSQL("SELECT 1")', "Action: Done()"]
+    scripted += ['Thought: one\nAction: ExecuteSQL("SELECT 1")']
     target = tmp_path / "traj.json"
     assert main(["sql", "ask", "--db", str(shop_path), "--encoder", "none", "--trajectory", str(target), "q"]) == 0
     assert json.loads(target.read_text())["final_sql"] == "SELECT 1"
@@ -41,6 +51,7 @@ def test_ask_writes_trajectory_json(shop_path, scripted, tmp_path, capsys):
     (["sql", "ask", "--db", "{notdb}", "q"], "neither a SQLite nor a DuckDB"),
     (["sql", "eval", "--questions", "{bad}"], "malformed"),
     (["sql", "eval"], "exactly one of"),
+    (["sql", "ask", "--db", "{db}", "--style", "huge", "q"], "unknown style"),
 ])
 def test_user_errors_are_one_line(shop_path, tmp_path, capsys, args, message):
     notdb = tmp_path / "x.csv"

@@ -68,6 +68,7 @@ def test_agent_runs_against_a_real_server(server, shop_path):
         traj = Agent(box, llm, max_turns=2, max_tokens=12).run("How many customers live in Lyon?")
         box.close()
     # a random tiny model answers nonsense: the loop must survive it and account the server's token usage
-    assert traj.status in ("max_turns", "repetition", "done")
-    assert len(traj.steps) >= 1 and all(s.prompt_tokens > 0 for s in traj.steps)
-    assert traj.steps[0].observation  # a corrective observation (or a tool result) was produced
+    assert traj.status in ("max_turns", "repetition", "invalid", "answered", "done")
+    replies = [s for s in traj.steps if s.actor == "model"]
+    assert replies and all(s.prompt_tokens > 0 for s in replies)
+    assert replies[0].observation  # a corrective observation (or a tool result) was produced

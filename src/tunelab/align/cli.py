@@ -84,10 +84,12 @@ def train(
     normalize_records(records, ns=ns)  # fail fast, before loading a model
     checkpoints = checkpoint_dir or out.with_name(out.name + "-checkpoints")
     if resume == "last":
-        found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        if not found:
+        from tunelab.resume import last_checkpoint
+
+        found = last_checkpoint(checkpoints)
+        if found is None:
             raise UserError(f"no checkpoint under {checkpoints} to resume from")
-        resume = str(found[-1])
+        resume = str(found)
     elif resume is not None and not Path(resume).is_dir():
         raise UserError(f"no such checkpoint folder: {resume}")
 

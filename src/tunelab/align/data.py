@@ -110,16 +110,17 @@ def choose_weak_negatives(
         raise UserError(f"unknown weak-negative source '{source}' (chosen, rejected or both)")
     if len(examples) < 2:
         raise UserError("weak negatives need at least 2 prompts in the data set")
-    pool: list[tuple[int, str]] = []
-    for i, ex in enumerate(examples):
+    pool: list[tuple[str | list[dict], str]] = []
+    for ex in examples:
         if source in ("chosen", "both"):
-            pool.append((i, ex.chosen))
+            pool.append((ex.prompt, ex.chosen))
         if source in ("rejected", "both"):
-            pool.extend((i, r) for r in ex.rejected)
+            pool.extend((ex.prompt, r) for r in ex.rejected)
     rng = random.Random(seed)
     weak = []
-    for i in range(len(examples)):
-        others = [text for owner, text in pool if owner != i]
+    for ex in examples:
+        # by prompt, not record: multi-pair data repeats a prompt, whose own responses are no weak negatives
+        others = [text for prompt, text in pool if prompt != ex.prompt]
         if len(others) < nw:
             raise UserError(f"only {len(others)} responses of other prompts available, fewer than nw={nw}")
         weak.append(rng.sample(others, nw))
@@ -135,23 +136,15 @@ def tokenize_group(
     room for a single response token is a UserError.
     """
     responses = [example.chosen, *example.rejected[:ns], *weak]
-    prompt_ids: list[int] | None = None
-    responses_ids = []
-    for response in responses:
-        p_ids, r_ids = tokenize_prompt_response(tokenizer, example.prompt, response)
-        if prompt_ids is None:
-            prompt_ids = p_ids
-            if len(prompt_ids) >= max_length:
-                raise UserError(
-                    f"record {index}: prompt is {len(prompt_ids)} tokens, not shorter than max_length={max_length}"
-                )
-        elif p_ids != prompt_ids:  # a template that renders the prompt differently per response
-            common = common_prefix_length(prompt_ids, p_ids)
-            r_ids = p_ids[common:] + r_ids
-            p_ids = p_ids[:common]
-            if common < len(prompt_ids):
-                prompt_ids = prompt_ids[:common]
-        responses_ids.append(r_ids[: max_length - len(prompt_ids)])
+    splits = [tokenize_prompt_response(tokenizer, example.prompt, r) for r in responses]
+    # A response's leading whitespace can merge with the prompt's last characters, so sequences may split at
+    # different points: all share the common prompt prefix and the rest of each prompt joins its response.
+    first_prompt = splits[0][0]
+    n = min(common_prefix_length(first_prompt, p_ids) for p_ids, _ in splits)
+    if n >= max_length:
+        raise UserError(f"record {index}: prompt is {n} tokens, not shorter than max_length={max_length}")
+    prompt_ids = first_prompt[:n]
+    responses_ids = [(p_ids[n:] + r_ids)[: max_length - n] for p_ids, r_ids in splits]
     return {"prompt_ids": prompt_ids, "responses_ids": responses_ids, "num_strong": ns, "num_weak": len(weak)}
 
 

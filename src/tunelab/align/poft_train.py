@@ -12,6 +12,7 @@ from tunelab.align.poft_config import PoFTConfig
 from tunelab.align.poft_scoring import AlignedScores
 from tunelab.align.poft_trainer import PoFTTrainer, build_dataset
 from tunelab.errors import UserError
+from tunelab.resume import last_checkpoint
 
 
 @dataclasses.dataclass
@@ -69,12 +70,13 @@ def train(records: list[dict], target: str, config: PoFTConfig, scores: AlignedS
     model, tokenizer = load_target(target, seed=config.seed)
     model = attach_lora(model, lora)
     trainer = make_trainer(model, tokenizer, pairs, scores, config)
-    checkpoints = sorted(Path(config.output_dir).glob("checkpoint-*")) if resume else []
+    checkpoint = last_checkpoint(config.output_dir) if resume else None
+    resumed_from = str(checkpoint) if checkpoint else None
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    result = trainer.train(resume_from_checkpoint=resumed_from)
     summary = {"loss_type": config.loss_type, "target": target, "examples": len(pairs), "steps": result.global_step,
                "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
-               "resumed_from": str(checkpoints[-1]) if checkpoints else None, "lora": dataclasses.asdict(lora) if lora else None,
+               "resumed_from": resumed_from, "lora": dataclasses.asdict(lora) if lora else None,
                "beta": config.beta, "gamma": config.gamma,
                "aligned_models": scores.models if scores is not None and config.loss_type == "poft" else []}
     if save_to is not None:
