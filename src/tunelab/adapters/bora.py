@@ -35,8 +35,8 @@ from tunelab.adapters.gains import gains, initial_magnitudes, scale_weight, unsc
 
 # Config field (LoraConfig subclass) that turns the variant on, and the one that picks the normalisation order.
 # The name says what the method does, so it cannot be mistaken for PEFT's unrelated "BoRA" (Block-Diversified LoRA).
-VARIANT_FIELD = "use_bidim_weight_decomposition"
-ORDER_FIELD = "bidim_order"
+from tunelab.adapters.registry import ORDER_FIELD, VARIANT_FIELD
+
 MAGNITUDE_OUT = "lora_magnitude_out"
 MAGNITUDE_IN = "lora_magnitude_in"
 
