@@ -198,3 +198,10 @@ def test_config_rejects_bad_settings():
         AgentConfig(style="huge")
     with pytest.raises(ValueError):
         AgentConfig(max_turns=0)
+
+
+def test_tool_protocol_falls_back_to_the_text_protocol(toolbox):
+    llm = ScriptedLLM(['Thought: x\nAction: ExecuteSQL("SELECT count(*) FROM orders")'])
+    traj = Agent(toolbox, llm, protocol="tools").run("How many orders?")
+    assert traj.status == "answered" and traj.final_sql == "SELECT count(*) FROM orders"
+    assert traj.messages[-2] == {"role": "assistant", "content": 'Thought: x\nAction: ExecuteSQL("SELECT count(*) FROM orders")'}

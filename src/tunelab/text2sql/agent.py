@@ -262,11 +262,14 @@ class Agent:
     def _parse(self, completion, allowed: list[str]) -> tuple[Action | None, str | None, str | None]:
         call_id = completion.tool_calls[0].id if completion.tool_calls else None
         try:
-            if self.config.protocol == "tools":
-                if not completion.tool_calls:
-                    raise ActionError("call one of the tools (no tool call in the reply)")
+            if self.config.protocol == "tools" and completion.tool_calls:
                 call = completion.tool_calls[0]
                 action = parse_tool_call(call.name, call.arguments)
+            elif self.config.protocol == "tools":  # the server or model ignored the tools: read the text protocol
+                try:
+                    action = parse_action(completion.text)
+                except ActionError:
+                    raise ActionError("call one of the tools (no tool call in the reply)") from None
             else:
                 action = parse_action(completion.text)
         except ActionError as err:

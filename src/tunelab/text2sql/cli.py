@@ -43,7 +43,9 @@ def ask(
     db: Path = typer.Option(..., "--db", help="SQLite or DuckDB file (opened read-only)."),
     model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help=MODEL_HELP),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)."),
-    protocol: str = typer.Option("text", "--protocol", help="text (Thought/Action) or tools (native tool calls)."),
+    protocol: str = typer.Option("auto", "--protocol",
+                                 help="text (Thought/Action lines), tools (the endpoint's native tool calling, text as "
+                                      "fallback) or auto: tools with --base-url, else text."),
     style: str = typer.Option("compact", "--style",
                               help="compact (small models: controller grounding, short prompt) or paper (the "
                                    "paper's prompt; the model plans every search: for large models)."),
@@ -61,11 +63,13 @@ def ask(
 
     if not question.strip():
         raise UserError("the question is empty")
-    if protocol not in ("text", "tools"):
-        raise UserError(f"unknown protocol '{protocol}': use text or tools")
-    config = agent_config(style, protocol=protocol, max_turns=max_turns, budget_s=budget_s)
+    if protocol not in ("auto", "text", "tools"):
+        raise UserError(f"unknown protocol '{protocol}': use auto, text or tools")
+    if protocol == "auto":
+        protocol = "tools" if base_url else "text"
     if protocol == "tools" and not base_url:
         raise UserError("--protocol tools needs an endpoint with native tool calling (--base-url)")
+    config = agent_config(style, protocol=protocol, max_turns=max_turns, budget_s=budget_s)
     with _open(db) as database:
         box = Toolbox(database, encoder=None if encoder.lower() == "none" else encoder)
         llm = make_llm(model, base_url, threads)
