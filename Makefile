@@ -21,12 +21,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian's package lists with long descriptions feed the built-in `debian-sections` corpus; Chromium renders
-# the report in a test. Both need root (skipped with a note otherwise).
+# the report in a test; PostgreSQL is the third text2sql engine (its tests start a throwaway cluster). All need
+# root (skipped with a note otherwise).
 system:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  ls /var/lib/apt/lists/*i18n_Translation-en* >/dev/null 2>&1 || apt-get update -qq -o Acquire::Languages=en; \
 	  command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	else echo "note: not root; run 'apt-get update -o Acquire::Languages=en' and install chromium for the full test suite"; fi
+	  command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	else echo "note: not root; run 'apt-get update -o Acquire::Languages=en' and install chromium and postgresql for the full test suite"; fi
 
 demo: setup
 	$(VENV)/bin/tunelab demo --out report

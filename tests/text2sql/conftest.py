@@ -41,3 +41,9 @@ def tpch_path(tpch_master, tmp_path):
     target = tmp_path / "tpch.duckdb"
     shutil.copyfile(tpch_master, target)
     return target
+
+
+@pytest.fixture(autouse=True)
+def _value_index_dir(tmp_path_factory, monkeypatch):
+    """SearchValue indexes go to the user's cache by default: keep the tests' ones in a temporary folder."""
+    monkeypatch.setenv("TUNELAB_T2S_INDEX_DIR", str(tmp_path_factory.getbasetemp() / "value-index"))

@@ -57,6 +57,7 @@ def test_value_index_is_persistent_and_rebuilt_when_the_file_changes(shop_path):
         built = index.meta()["build_s"]
         index.close()
         assert path == default_index_path(shop_path) and path.is_file()
+        assert path.parent != shop_path.parent  # in the cache folder, not beside the database
         again = ValueIndex.open_or_build(db, schema, progress=False)
         assert again.meta()["build_s"] == built  # reused, not rebuilt
         again.close()
@@ -69,6 +70,73 @@ def test_value_index_is_persistent_and_rebuilt_when_the_file_changes(shop_path):
         fresh = ValueIndex.open_or_build(db, introspect(db), progress=False)
         assert [h.value for h in fresh.search("atlantis")] == ["Atlantis"]
         fresh.close()
+
+
+def test_value_index_lives_in_the_cache_not_beside_a_read_only_database(shop_path, tmp_path, monkeypatch):
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    shop_path = shop_path.rename(folder / shop_path.name)
+    monkeypatch.delenv("TUNELAB_T2S_INDEX_DIR")
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    before = sorted(p.name for p in folder.iterdir())
+    folder.chmod(0o555)
+    try:
+        with open_database(shop_path) as db:
+            box = Toolbox(db, encoder=None)
+            assert "customers.city = 'Lyon '" in box.search_value("lyon").text
+            path = box.value_index.path
+            box.close()
+        assert sorted(p.name for p in folder.iterdir()) == before  # nothing written beside the database
+        assert path.parent == tmp_path / "cache" / "text2sql" / "value-index" and path.is_file()
+        assert path == default_index_path(shop_path) and path.name.startswith("shop.sqlite.")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_value_index_is_rebuilt_when_the_file_is_touched_and_overrides_work(shop_path, tmp_path):
+    with open_database(shop_path) as db:
+        schema = introspect(db)
+        first = ValueIndex.open_or_build(db, schema, index_dir=tmp_path / "idx", progress=False)
+        path, inode = first.path, first.path.stat().st_ino
+        first.close()
+        assert path.parent == tmp_path / "idx"
+        ValueIndex.open_or_build(db, schema, index_dir=tmp_path / "idx", progress=False).close()
+        assert path.stat().st_ino == inode  # current: reused
+    os.utime(shop_path, ns=(time.time_ns(), shop_path.stat().st_mtime_ns + 10**9))  # same bytes, new mtime
+    with open_database(shop_path) as db:
+        again = ValueIndex.open_or_build(db, introspect(db), index_dir=tmp_path / "idx", progress=False)
+        assert again.path == path and path.stat().st_ino != inode  # stale: rebuilt (atomically replaced)
+        assert again.meta()["database"] == db.identity()
+        again.close()
+        explicit = tmp_path / "mine.sqlite"
+        box = Toolbox(db, encoder=None, index_path=explicit)  # an explicit file still wins
+        assert box.value_index.path == explicit and explicit.is_file()
+        box.close()
+
+
+def test_fuzzy_fallback_corrects_typos_in_code_like_values(tmp_path):
+    """Many values sharing both ends (TPC-DS-style codes): the typo is still corrected, and quickly."""
+    import random
+
+    rng = random.Random(0)
+    codes = sorted({"AAAA" + "".join(rng.choice("ABCDEFGHIJKLMNOP") for _ in range(7)) + "AAAA" for _ in range(20000)})
+    path = tmp_path / "codes.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, code TEXT)")
+    conn.executemany("INSERT INTO item (code) VALUES (?)", [(c,) for c in codes])
+    conn.commit()
+    conn.close()
+    with open_database(path) as db:
+        index = ValueIndex.open_or_build(db, introspect(db), index_dir=tmp_path / "idx", progress=False)
+        index.search("warm-up")
+        wanted = codes[1234]
+        typo = wanted[:6] + wanted[7:]  # one letter dropped
+        start = time.perf_counter()
+        hits = index.search(typo.lower())
+        elapsed = time.perf_counter() - start
+        index.close()
+    assert hits and hits[0].value == wanted
+    assert elapsed < 0.5  # difflib took about 0.6 s for such a query on TPC-DS sf 1; rapidfuzz a few ms
 
 
 def test_value_index_skips_long_free_text(tmp_path):

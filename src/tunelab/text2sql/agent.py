@@ -123,7 +123,7 @@ class Agent:
     # ------------------------------------------------------------------ the loop
     def run(self, question: str, evidence: str = "") -> Trajectory:
         cfg = self.config
-        traj = Trajectory(question, str(self.toolbox.db.path), getattr(self.llm, "name", "?"), cfg.protocol)
+        traj = Trajectory(question, self.toolbox.db.location, getattr(self.llm, "name", "?"), cfg.protocol)
         start = time.perf_counter()
         messages = self._first_messages(traj, question, evidence)
         state = LoopState()

@@ -31,16 +31,17 @@ def agent_config(style: str, **settings):
     return AgentConfig.paper(**chosen) if style == "paper" else AgentConfig(**chosen)
 
 
-def _open(db: Path):
-    from tunelab.text2sql.db import open_database
+def _open(db: str | Path):
+    """A database file, or a PostgreSQL URL (`postgresql://user@host:port/dbname`, `postgresql:` for PG* variables)."""
+    from tunelab.text2sql.db import is_postgres_url, open_database
 
-    return open_database(db)
+    return open_database(db if is_postgres_url(str(db)) else Path(db))
 
 
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question, in natural language."),
-    db: Path = typer.Option(..., "--db", help="SQLite or DuckDB file (opened read-only)."),
+    db: str = typer.Option(..., "--db", help="SQLite or DuckDB file, or a postgresql:// URL (opened read-only)."),
     model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help=MODEL_HELP),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)."),
     protocol: str = typer.Option("auto", "--protocol",
@@ -106,8 +107,8 @@ def ask(
 
 @app.command()
 def index(
-    db: Path = typer.Option(..., "--db", help="SQLite or DuckDB file."),
-    out: Path = typer.Option(None, "--out", help="Index file (default: beside the database)."),
+    db: str = typer.Option(..., "--db", help="SQLite or DuckDB file, or a postgresql:// URL."),
+    out: Path = typer.Option(None, "--out", help="Index file (default: the cache folder, or $TUNELAB_T2S_INDEX_DIR)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Build (or reuse) SearchValue's persistent value index for a database."""
@@ -128,7 +129,7 @@ def index(
 
 @app.command()
 def schema(
-    db: Path = typer.Option(..., "--db", help="SQLite or DuckDB file."),
+    db: str = typer.Option(..., "--db", help="SQLite or DuckDB file, or a postgresql:// URL."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The agent's start context: tables, primary keys, foreign keys (declared or inferred), row counts."""
@@ -156,7 +157,8 @@ def evaluate_command(
     model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help=MODEL_HELP),
     base_url: str = typer.Option(None, "--base-url"),
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate only the first N questions."),
-    out: Path = typer.Option(None, "--out", help="Folder for outcomes.json and summary.json."),
+    out: Path = typer.Option(None, "--out", help="Folder for outcomes.json and summary.json (with --bird also "
+                                                 "predict_dev.json, BIRD's submission format)."),
     threads: int = typer.Option(None, "--threads"),
     ves_repeats: int = typer.Option(0, "--ves-repeats", help="Timing repeats for R-VES (0: single timing)."),
     as_json: bool = typer.Option(False, "--json"),
@@ -197,6 +199,10 @@ def evaluate_command(
         with staged_dir(out) as tmp:
             atomic_write_json(tmp / "outcomes.json", outcomes)
             atomic_write_json(tmp / "summary.json", {"method": method, "model": model, **summary})
+            if bird:  # BIRD's own submission format, scored by `sql score` or BIRD's scripts
+                from tunelab.text2sql.evaluate import bird_predictions
+
+                atomic_write_json(tmp / "predict_dev.json", bird_predictions(examples, [o.pred_sql for o in outcomes]))
     if as_json:
         typer.echo(json.dumps(to_jsonable({"method": method, "model": model, **summary}), indent=2))
         return
@@ -206,3 +212,62 @@ def evaluate_command(
                        f"  R-VES {numbers['r_ves']:5.1f}  errors {numbers['error_rate']:5.1f}%  turns "
                        f"{numbers['mean_turns']:.1f}  tokens {numbers['mean_prompt_tokens']:.0f}+"
                        f"{numbers['mean_completion_tokens']:.0f}  latency {numbers['median_latency_s']:.1f} s")
+
+
+@app.command("score")
+def score_command(
+    predictions: Path = typer.Option(..., "--predictions",
+                                     help="BIRD predictions from any system (predict_dev.json: "
+                                          "{\"0\": \"SQL\\t----- bird -----\\tdb_id\", ...})."),
+    bird: Path = typer.Option(..., "--bird", help="BIRD folder (dev.json + dev_databases/)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Score only the first N questions."),
+    out: Path = typer.Option(None, "--out", help="Folder for outcomes.json and summary.json."),
+    ves_repeats: int = typer.Option(0, "--ves-repeats", help="Timing repeats for R-VES (0: single timing)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Score predicted SQL with BIRD-exact EX (by difficulty) and R-VES; a question with no prediction scores 0."""
+    from tunelab.io import atomic_write_json, staged_dir, to_jsonable
+    from tunelab.text2sql.db import open_database
+    from tunelab.text2sql.evaluate import load_bird, load_bird_predictions, score_predictions
+
+    examples = load_bird(bird)
+    if not examples:
+        raise UserError(f"{bird}: dev.json has no questions")
+    found = load_bird_predictions(predictions, examples)
+    examples = examples[:limit] if limit else examples
+    outcomes, summary = score_predictions(examples, found, open_database, ves_repeats=ves_repeats)
+    report = {"predictions": str(predictions), "missing": sum(o.pred_sql is None for o in outcomes), **summary}
+    if out:
+        with staged_dir(out) as tmp:
+            atomic_write_json(tmp / "outcomes.json", outcomes)
+            atomic_write_json(tmp / "summary.json", report)
+    if as_json:
+        typer.echo(json.dumps(to_jsonable(report), indent=2))
+        return
+    for bucket, numbers in summary.items():
+        if numbers.get("n"):
+            typer.echo(f"{bucket:12s} n={numbers['n']:4d}  EX {numbers['ex']:5.1f}  test-suite "
+                       f"{numbers['test_suite']:5.1f}  R-VES {numbers['r_ves']:5.1f}  errors "
+                       f"{numbers['error_rate']:5.1f}%")
+    if report["missing"]:
+        typer.echo(f"({report['missing']} questions had no prediction and score 0)")
+
+
+@app.command("mcp")
+def mcp_command(
+    db: str = typer.Option(..., "--db", help="SQLite or DuckDB file (opened read-only), or a postgresql:// URL."),
+    transport: str = typer.Option("stdio", "--transport",
+                                  help="stdio (the MCP client starts this command) or http (streamable HTTP at "
+                                       "http://HOST:PORT/mcp)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on with --transport http."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on with --transport http."),
+    encoder: str = typer.Option("all-minilm-l6-v2", "--encoder", help="SearchColumn encoder; 'none' for BM25."),
+    timeout_s: float = typer.Option(30.0, "--timeout-s", help="Wall-clock limit of one ExecuteSQL query."),
+    max_rows: int = typer.Option(20, "--max-rows", help="Rows ExecuteSQL returns (the total is always counted)."),
+) -> None:
+    """Serve the agent's tools (SearchColumn, SearchValue, FindShortestPath, ExecuteSQL) and the schema summary to
+    any MCP client, read-only."""
+    from tunelab.text2sql.mcp_server import serve
+
+    serve(db, transport=transport, host=host, port=port, encoder=None if encoder.lower() == "none" else encoder,
+          timeout_s=timeout_s, max_rows=max_rows)

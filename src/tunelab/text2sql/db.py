@@ -1,10 +1,17 @@
-"""Read-only database access for SQLite and DuckDB behind one interface, with safety enforced by the engine.
+"""Read-only database access for SQLite, DuckDB and PostgreSQL behind one interface, with safety enforced by the
+engine.
 
 SQLite: opened `mode=ro`, `PRAGMA query_only`, and an authorizer that whitelists reading (SELECT, column reads,
 functions other than load_extension, recursive CTEs, a few read-only pragmas); everything else (writes, ATTACH,
 VACUUM INTO, pragma writes) is denied by SQLite itself. DuckDB: `read_only=True`, external access (files, COPY,
-ATTACH, extension install/load) disabled and the configuration locked. Both: one statement per call, a per-query
-wall-clock timeout (SQLite progress handler / DuckDB interrupt) and a row cap that still reports the total count.
+ATTACH, extension install/load) disabled and the configuration locked. PostgreSQL (psycopg 3): every call is its
+own `READ ONLY` transaction (and the session's `default_transaction_read_only` is on) that is always rolled back,
+with `statement_timeout` as the budget; a user's SQL runs only as the query of a server-side cursor (`DECLARE ...
+CURSOR FOR`, sent with the extended protocol), so the server itself accepts exactly one query: no DDL, COPY, SET or
+second statement. Superusers and roles that may read or write server files or run programs are refused (a
+SELECT-only role is what to connect with; see docs/text2sql-servers.md). All: one statement per call, a per-query
+wall-clock timeout (SQLite progress handler / DuckDB interrupt / PostgreSQL cancel) and a row cap that still reports
+the total count.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import hashlib
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -64,8 +74,19 @@ class DeclaredForeignKey:
     ref_column: str
 
 
+POSTGRES_URL = re.compile(r"^postgres(ql)?:", re.IGNORECASE)
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    """`postgresql://...` / `postgres://...` URLs, and a bare `postgresql:` (everything from the PG* variables)."""
+    return isinstance(target, str) and bool(POSTGRES_URL.match(target.strip()))
+
+
 def detect_engine(path: str | Path) -> str:
-    """"sqlite" or "duckdb" from the file header; UserError for a missing or unsupported file."""
+    """"postgres" for a PostgreSQL URL, else "sqlite" or "duckdb" from the file header; UserError for a missing or
+    unsupported file."""
+    if is_postgres_url(path):
+        return "postgres"
     path = Path(path)
     if not path.exists():
         raise UserError(f"database '{path}' does not exist")
@@ -81,7 +102,11 @@ def detect_engine(path: str | Path) -> str:
 
 
 def open_database(path: str | Path, memory_limit: str = "2GB") -> "Database":
+    """A SQLite or DuckDB file, or a PostgreSQL server (`postgresql://user@host:port/dbname`, `postgres://...`, or
+    `postgresql:` alone for the PG* environment variables), opened read-only."""
     engine = detect_engine(path)
+    if engine == "postgres":
+        return PostgresDatabase(str(path).strip())
     return SQLiteDatabase(path) if engine == "sqlite" else DuckDBDatabase(path, memory_limit=memory_limit)
 
 
@@ -143,11 +168,24 @@ class Database:
     def row_count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) FROM {self.quote(table)}")[0][0])
 
+    @property
+    def location(self) -> str:
+        """What to show the user: the file, or the server and database (never a password)."""
+        return str(self.path)
+
+    def index_key(self) -> tuple[str, str]:
+        """(a readable name, a stable key) naming this database's caches: the resolved file path here."""
+        return self.path.name, str(self.path.resolve())
+
     def identity(self) -> dict:
-        """What a cache beside the database is keyed on: the file's identity and modification time."""
+        """What a cache of the database is validated against: the file's identity, size and modification time."""
         stat = self.path.stat()
         return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "inode": stat.st_ino}
+
+    def column_comments(self) -> dict[tuple[str, str], str]:
+        """Column comments the engine stores, {(table, column): text}."""
+        return {}
 
     def __enter__(self):
         return self
@@ -356,6 +394,278 @@ class DuckDBDatabase(Database):
 
     def close(self) -> None:
         self.conn.close()
+
+
+# ====================================================================== PostgreSQL
+
+# Roles whose rights a read-only transaction does not contain: superusers (they may run dblink to a fresh session,
+# read and write server files, ...) and the predefined roles for server files and programs.
+PRIVILEGED_PG_ROLES = ("pg_read_server_files", "pg_write_server_files", "pg_execute_server_program")
+# SQLSTATEs that are the server refusing (not a mistake in a query): class 25 (invalid transaction state, e.g.
+# read-only), insufficient privilege, prohibited SQL (dblink without a password), invalid authorization / grant.
+REFUSED_SQLSTATES = ("42501", "2F003", "28000", "0LP01")
+
+
+def _pg_message(err: Exception) -> str:
+    diag = getattr(err, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    return primary or (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _is_single_query(sql: str) -> bool:
+    """Whether sqlglot reads `sql` as one query; only used to word an error, the server is what refuses."""
+    import sqlglot
+    from sqlglot import expressions as exp
+
+    try:
+        parsed = [p for p in sqlglot.parse(sql, read="postgres") if p is not None]
+    except Exception:  # noqa: BLE001 - unparsable: let the server's message stand
+        return True
+    return len(parsed) == 1 and isinstance(parsed[0], (exp.Query, exp.Values))
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL database over psycopg 3, read-only by the server's own rules (see the module docstring)."""
+
+    dialect = "postgres"
+    cursor_name = "t2s_query"
+
+    def __init__(self, url: str = "postgresql:", allow_privileged: bool = False, connect_timeout_s: float = 10.0):
+        try:
+            import psycopg
+        except ImportError as err:  # pragma: no cover - a dependency
+            raise UserError("PostgreSQL needs psycopg 3: pip install 'psycopg[binary]'") from err
+        self.path = None
+        self.url = url
+        # A bare scheme means "all from the environment"; libpq fills whatever a URL leaves out from PG* variables.
+        self._conninfo = "" if url.strip().lower().rstrip(":") in ("postgres", "postgresql") else url
+        self.allow_privileged = allow_privileged
+        self.connect_timeout_s = connect_timeout_s
+        self._psycopg = psycopg
+        self._lock = threading.Lock()
+        self.conn = None
+        self._connect()
+
+    # ------------------------------------------------------------------ connection
+    def _connect(self) -> None:
+        psycopg = self._psycopg
+        options = {"autocommit": True, "application_name": "tunelab-text2sql"}
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            given = conninfo_to_dict(self._conninfo)
+        except psycopg.ProgrammingError as err:
+            raise UserError(f"not a PostgreSQL URL: {_pg_message(err)}") from err
+        if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
+            options["connect_timeout"] = max(1, int(self.connect_timeout_s))
+        try:
+            conn = psycopg.connect(self._conninfo, **options)
+        except psycopg.Error as err:
+            raise UserError(f"cannot connect to PostgreSQL {self._redacted()}: {_pg_message(err)}") from err
+        try:
+            conn.execute("SET default_transaction_read_only = on")
+            super_, *members = conn.execute(
+                "SELECT r.rolsuper, " + ", ".join(f"pg_has_role(current_user, '{r}', 'MEMBER')" for r in PRIVILEGED_PG_ROLES)
+                + " FROM pg_roles r WHERE r.rolname = current_user").fetchone()
+        except psycopg.Error as err:
+            conn.close()
+            raise UserError(f"cannot use PostgreSQL {self._redacted()}: {_pg_message(err)}") from err
+        if (super_ or any(members)) and not self.allow_privileged:
+            user = conn.info.user
+            conn.close()
+            what = "a superuser" if super_ else "a member of " + ", ".join(r for r, m in zip(PRIVILEGED_PG_ROLES, members) if m)
+            raise UserError(f"PostgreSQL role '{user}' is {what}: a read-only transaction does not contain its rights "
+                            "(server files, programs, dblink); connect with a role that has SELECT only "
+                            "(see docs/text2sql-servers.md)")
+        self.conn = conn
+
+    def _connection(self):
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+            self._connect()
+        return self.conn
+
+    def _redacted(self) -> str:
+        return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", self.url)  # a password in the URL is never shown
+
+    @property
+    def location(self) -> str:
+        info = self.conn.info if self.conn is not None else None
+        if info is None:
+            return self._redacted()
+        host = info.host if not info.host.startswith("/") else ""
+        socket = f"?host={info.host}" if info.host.startswith("/") else ""
+        return f"postgresql://{info.user}@{host}:{info.port}/{info.dbname}{socket}"
+
+    def index_key(self) -> tuple[str, str]:
+        info = self._connection().info
+        return f"pg-{info.dbname}", f"postgres|{info.host}|{info.port}|{info.dbname}|{info.user}"
+
+    def identity(self) -> dict:
+        """The server, database and role, plus a data version: the modification counters (rows inserted, updated,
+        deleted) and storage files of the visible tables, which any write, TRUNCATE or rewrite changes. Without
+        `track_counts` no such version exists, and the identity differs each time (a cache is always rebuilt)."""
+        info = self._connection().info
+        tables = self.tables()
+        (database_oid, track_counts), = self.query(
+            "SELECT d.oid::bigint, current_setting('track_counts') FROM pg_database d "
+            "WHERE d.datname = current_database()")
+        try:
+            system_id = str(self.query("SELECT system_identifier FROM pg_control_system()")[0][0])
+        except SQLError:
+            system_id = None
+        rows = self.query(
+            "SELECT c.relname, c.relkind::text, c.relfilenode::bigint, coalesce(s.n_tup_ins, 0), "
+            "coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_del, 0) FROM pg_class c "
+            "LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid "
+            "WHERE c.relname = ANY(%s) AND pg_table_is_visible(c.oid) ORDER BY 1", (tables,))
+        version = hashlib.sha256(repr(rows).encode()).hexdigest()[:24]
+        if track_counts != "on":
+            version += f"-unverifiable-{time.time_ns()}"
+        return {"engine": "postgres", "host": info.host, "port": info.port, "dbname": info.dbname,
+                "user": info.user, "system_identifier": system_id, "database_oid": int(database_oid),
+                "data_version": version}
+
+    # ------------------------------------------------------------------ queries
+    def _cancel(self, conn) -> None:
+        try:
+            if hasattr(conn, "cancel_safe"):
+                conn.cancel_safe(timeout=5.0)
+            else:  # pragma: no cover - psycopg < 3.2
+                conn.cancel()
+        except Exception:  # noqa: BLE001 - a failed cancel leaves statement_timeout in charge
+            pass
+
+    def _run(self, sql, params, timeout_s, max_rows, count_all, user) -> QueryResult:
+        psycopg = self._psycopg
+        from psycopg.pq import TransactionStatus
+
+        start = time.perf_counter()
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            conn = self._connection()
+            timer = threading.Timer(timeout_s, self._cancel, args=(conn,))
+            timer.daemon = True
+            try:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                budget_ms = max(1, int(timeout_s * 1000))
+                conn.execute(f"BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {budget_ms}")
+                timer.start()
+                if user:
+                    columns, rows, total, truncated = self._run_cursor(conn, sql, max_rows, count_all, deadline,
+                                                                       timeout_s)
+                else:
+                    with conn.cursor() as cursor:
+                        cursor.execute(sql, tuple(params) if params else None)
+                        columns = [d.name for d in cursor.description or []]
+                        found = cursor.fetchall() if cursor.description else []
+                    rows, total, truncated = [tuple(r) for r in found], len(found), False
+            except psycopg.Error as err:
+                raise self._error(err, sql, timeout_s, user) from err
+            finally:
+                timer.cancel()
+                if timer.is_alive():
+                    timer.join()
+                self._rollback(conn)
+        return QueryResult(columns, rows, total, truncated, time.perf_counter() - start)
+
+    def _run_cursor(self, conn, sql, max_rows, count_all, deadline, timeout_s):
+        """The user's SQL as a server-side cursor's query: the server parses `DECLARE c CURSOR FOR <sql>` with the
+        extended protocol, which accepts one statement, and a cursor only a query (no data-modifying WITH)."""
+        cursor = conn.cursor(name=self.cursor_name)
+        cursor.execute(sql)  # no parameters: the text is sent as is
+        columns = [d.name for d in cursor.description or []]
+        kept: list[tuple] = []
+        while max_rows is None or len(kept) < max_rows:
+            if time.monotonic() > deadline:
+                raise SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout")
+            size = 1000 if max_rows is None else min(1000, max_rows - len(kept))
+            chunk = cursor.fetchmany(size)
+            kept.extend(tuple(r) for r in chunk)
+            if len(chunk) < size:
+                return columns, kept, len(kept), False
+        if time.monotonic() > deadline:
+            raise SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout")
+        # Beyond the cap rows are counted by the server (MOVE), never transferred.
+        with conn.cursor() as mover:
+            mover.execute(f"MOVE FORWARD {'ALL' if count_all else 1} IN {self.quote(self.cursor_name)}")
+            more = mover.rowcount
+        return columns, kept, len(kept) + max(more, 0), more > 0
+
+    def _rollback(self, conn) -> None:
+        from psycopg.pq import TransactionStatus
+
+        for _ in range(2):
+            try:
+                if conn.closed or conn.info.transaction_status == TransactionStatus.IDLE:
+                    return
+                conn.execute("ROLLBACK")
+                return
+            except self._psycopg.Error:
+                continue  # a late cancel can hit the ROLLBACK itself: once more
+        conn.close()  # reconnected on the next call
+
+    def _error(self, err, sql: str, timeout_s: float, user: bool) -> SQLError:
+        if isinstance(err, SQLError):
+            return err
+        state = getattr(err, "sqlstate", None) or ""
+        message = _pg_message(err)
+        if state == "57014":  # query_canceled: statement_timeout or the client's cancel
+            return SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout")
+        if not state:  # the connection failed
+            return SQLError("error", f"PostgreSQL connection error: {message}")
+        if state.startswith("25") or state in REFUSED_SQLSTATES or (state == "0A000" and "data-modifying" in message):
+            return SQLError("refused", f"refused by the server: {message}")
+        if user and state[:2] in ("42", "0A") and not _is_single_query(sql):
+            return SQLError("refused", f"only one query (SELECT, VALUES, WITH ... SELECT) may run; the server "
+                                       f"refused: {message}")
+        return SQLError("error", message)
+
+    # ------------------------------------------------------------------ introspection
+    def tables(self) -> list[str]:
+        """Tables, views and materialized views visible on the search path that this role may SELECT from."""
+        rows = self.query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
+            "AND pg_table_is_visible(c.oid) AND has_table_privilege(c.oid, 'SELECT') ORDER BY c.relname", ())
+        return [r[0] for r in rows]
+
+    def columns(self, table: str) -> list[ColumnInfo]:
+        rows = self.query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), EXISTS (SELECT 1 FROM pg_index i "
+            "WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY(i.indkey)) "
+            "FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum", (self.quote(table),))
+        return [ColumnInfo(name=r[0], type=str(r[1]).upper(), primary_key=bool(r[2])) for r in rows]
+
+    def declared_foreign_keys(self) -> list[DeclaredForeignKey]:
+        visible = set(self.tables())
+        rows = self.query(
+            "SELECT src.relname, a.attname, dst.relname, b.attname FROM pg_constraint k "
+            "JOIN pg_class src ON src.oid = k.conrelid JOIN pg_class dst ON dst.oid = k.confrelid "
+            "CROSS JOIN LATERAL unnest(k.conkey, k.confkey) WITH ORDINALITY AS u(src_num, dst_num, pos) "
+            "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.src_num "
+            "JOIN pg_attribute b ON b.attrelid = k.confrelid AND b.attnum = u.dst_num "
+            "WHERE k.contype = 'f' AND pg_table_is_visible(k.conrelid) AND pg_table_is_visible(k.confrelid) "
+            "ORDER BY 1, k.conname, u.pos", ())
+        return [DeclaredForeignKey(*r) for r in rows if r[0] in visible and r[2] in visible]
+
+    def column_comments(self) -> dict[tuple[str, str], str]:
+        visible = set(self.tables())
+        rows = self.query(
+            "SELECT c.relname, a.attname, d.description FROM pg_description d "
+            "JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid "
+            "WHERE d.objsubid > 0 AND pg_table_is_visible(c.oid)", ())
+        return {(t, c): text for t, c, text in rows if t in visible}
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 def format_rows(result: QueryResult, max_chars: int = 2000) -> str:

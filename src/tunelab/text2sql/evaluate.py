@@ -3,6 +3,10 @@ comparator.
 
 BIRD EX: gold and predicted SQL run on the same database; correct iff `set(pred_rows) == set(gold_rows)` (row
 order and duplicates ignored, column order matters, no float tolerance); an error or a timeout (30 s) scores 0.
+
+BIRD files: `predict_dev.json` maps each question's index in dev.json ("0", "1", ...) to
+`SQL<tab>----- bird -----<tab>db_id`, the format BIRD's own evaluation scripts read; `bird_predictions` writes it and
+`load_bird_predictions` reads (and checks) one made by any system.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class Example:
     gold_sql: str
     evidence: str = ""
     difficulty: str = "simple"
+    db_id: str = ""
 
 
 # ============================================================================ loading
@@ -68,7 +73,8 @@ def load_bird(directory: str | Path, split: str = "dev") -> list[Example]:
         if not db_path.is_file():
             raise UserError(f"database for db_id '{item['db_id']}' not found at {db_path}")
         examples.append(Example(str(item.get("question_id", i)), db_path, item["question"], item["SQL"],
-                                item.get("evidence", "") or "", item.get("difficulty", "simple") or "simple"))
+                                item.get("evidence", "") or "", item.get("difficulty", "simple") or "simple",
+                                str(item["db_id"])))
     return examples
 
 
@@ -84,6 +90,61 @@ def load_questions(path: str | Path) -> list[Example]:
         examples.append(Example(str(item.get("id", i)), db_path, item["question"], item["sql"],
                                 item.get("evidence", ""), item.get("difficulty", "simple")))
     return examples
+
+
+# ============================================================================ BIRD prediction files
+
+BIRD_SEPARATOR = "\t----- bird -----\t"
+BIRD_FORMAT = '"SQL\\t----- bird -----\\tdb_id"'  # how messages write an entry
+
+
+def bird_predictions(examples: list[Example], sqls: list[str | None]) -> dict[str, str]:
+    """BIRD's `predict_dev.json`: {"<index in dev.json>": "SQL<tab>----- bird -----<tab>db_id"}; `examples` are
+    load_bird's, in file order (a prefix when evaluation was limited). The SQL is kept exactly (JSON escapes its
+    newlines); no prediction is written as empty SQL, which scores 0 here (BIRD's script would execute it)."""
+    return {str(i): f"{sql or ''}{BIRD_SEPARATOR}{_db_id(example)}"
+            for i, (example, sql) in enumerate(zip(examples, sqls, strict=True))}
+
+
+def _db_id(example: Example) -> str:
+    return example.db_id or example.db_path.parent.name
+
+
+def load_bird_predictions(path: str | Path, examples: list[Example]) -> dict[int, str | None]:
+    """Predictions by question index from a BIRD `predict_dev.json`; UserError (naming the entry) for a file that
+    is not one, an index beyond the questions, or a db_id that is not the question's (a file made for another
+    split or ordering). A null value is a missing prediction."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: malformed JSON at line {err.lineno} ({err.msg})") from err
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object mapping \"0\", \"1\", ... to {BIRD_FORMAT} "
+                        "(BIRD's predict_dev.json)")
+    predictions: dict[int, str | None] = {}
+    for key, value in data.items():
+        if not (isinstance(key, str) and key.isascii() and key.isdigit()):
+            raise UserError(f"{path}: key {key!r} is not a question index (\"0\", \"1\", ...)")
+        index = int(key)
+        if index >= len(examples):
+            raise UserError(f"{path}: prediction {key} but the BIRD folder has {len(examples)} questions")
+        if value is None:
+            predictions[index] = None
+            continue
+        if not isinstance(value, str) or BIRD_SEPARATOR not in value:
+            raise UserError(f"{path}: prediction {key} is not {BIRD_FORMAT}")
+        sql, db_id = value.rsplit(BIRD_SEPARATOR, 1)
+        expected = _db_id(examples[index])
+        if db_id.strip() != expected:
+            raise UserError(f"{path}: prediction {key} is for db_id '{db_id.strip()}' but question {key} is on "
+                            f"'{expected}' (a file for another split or order?)")
+        predictions[index] = sql.strip() or None
+    return predictions
 
 
 # ============================================================================ comparison (pure)
@@ -173,7 +234,10 @@ def run_rows(db: Database, sql: str, timeout_s: float) -> tuple[list[tuple], flo
 
 def judge(db: Database, example: Example, prediction: Prediction, timeout_s: float = BIRD_TIMEOUT_S,
           ves_repeats: int = 0) -> Outcome:
-    gold_rows, gold_time = run_rows(db, example.gold_sql, timeout_s)  # a broken gold query is the dataset's bug
+    try:
+        gold_rows, gold_time = run_rows(db, example.gold_sql, timeout_s)
+    except SQLError as err:  # a broken gold query is the dataset's bug, not the prediction's
+        raise UserError(f"the gold SQL of question {example.question_id} fails ({err.kind}: {err})") from err
     ex = suite = False
     error = None
     reward = 0.0
@@ -241,4 +305,21 @@ def evaluate(examples: list[Example], predict: Callable[[Database, Example], Pre
     finally:
         for db in opened.values():
             db.close()
+    return outcomes, summarize(outcomes)
+
+
+def score_predictions(examples: list[Example], predictions: dict[int, str | None], open_db: Callable[[Path], Database],
+                      timeout_s: float = BIRD_TIMEOUT_S, ves_repeats: int = 0,
+                      progress: bool = True) -> tuple[list[Outcome], dict]:
+    """Judge SQL predicted by any system (by question index, e.g. from `load_bird_predictions`) with the same
+    BIRD-exact EX and R-VES as `evaluate`; a question without a prediction scores 0."""
+    index = {id(example): i for i, example in enumerate(examples)}
+
+    def predict(db: Database, example: Example) -> Prediction:
+        sql = predictions.get(index[id(example)])
+        return Prediction(sql, turns=0, status="scored" if sql else "missing")
+
+    outcomes, _ = evaluate(examples, predict, open_db, timeout_s, ves_repeats, progress)
+    for outcome in outcomes:
+        outcome.latency_s = 0.0  # the predicting system's latency is unknown
     return outcomes, summarize(outcomes)

@@ -57,11 +57,16 @@ def first_match(patterns, text: str) -> str | None:
     return None
 
 
+def sqlglot_dialect(dialect: str) -> str:
+    """sqlglot's name for a schema's dialect."""
+    return {"sqlite": "sqlite", "duckdb": "duckdb", "postgres": "postgres"}.get(dialect, dialect)
+
+
 def parse(sql: str, dialect: str):
     import sqlglot
 
     try:
-        return sqlglot.parse_one(sql, read="sqlite" if dialect == "sqlite" else "duckdb")
+        return sqlglot.parse_one(sql, read=sqlglot_dialect(dialect))
     except Exception:  # noqa: BLE001 - sqlglot raises several error types; an unparsable query gets no hint
         return None
 
@@ -198,7 +203,7 @@ def join_repair(toolbox: Toolbox, sql: str) -> str | None:
             left_ref = anchor_ref if left == anchor else left
             tree = tree.join(right, on=f"{left_ref}.{left_col} = {right}.{right_col}")
             joined.add(right)
-    repaired = tree.sql(dialect="sqlite" if schema.dialect == "sqlite" else "duckdb")
+    repaired = tree.sql(dialect=sqlglot_dialect(schema.dialect))
     return repaired if needed else None
 
 
@@ -226,4 +231,4 @@ def literal_repair(toolbox: Toolbox, sql: str) -> str | None:
             if len(stored) == 1 and literal.this not in stored:
                 literal.replace(exp.Literal.string(stored.pop()))
                 changed = True
-    return tree.sql(dialect="sqlite" if toolbox.schema.dialect == "sqlite" else "duckdb") if changed else None
+    return tree.sql(dialect=sqlglot_dialect(toolbox.schema.dialect)) if changed else None

@@ -182,12 +182,14 @@ def infer_foreign_keys(db: Database, schema: Schema) -> list[ForeignKey]:
 # ---------------------------------------------------------------------------- descriptions
 
 def read_descriptions(db: Database) -> dict[tuple[str, str], str]:
-    """Column descriptions: BIRD's `database_description/<table>.csv` beside the file, or DuckDB column comments."""
+    """Column descriptions: BIRD's `database_description/<table>.csv` beside the file, or the engine's column
+    comments (DuckDB, PostgreSQL)."""
     found: dict[tuple[str, str], str] = {}
-    folder = db.path.parent / "database_description"
-    if folder.is_dir():
+    folder = db.path.parent / "database_description" if db.path is not None else None
+    if folder is not None and folder.is_dir():
         for csv_path in sorted(folder.glob("*.csv")):
             found.update(_bird_description_file(csv_path))
+    found.update(db.column_comments())
     if db.dialect == "duckdb":
         for table, column, comment in db.query("SELECT table_name, column_name, comment FROM duckdb_columns() "
                                                "WHERE comment IS NOT NULL AND schema_name = 'main'"):

@@ -50,11 +50,14 @@ def load_encoder_or_none(name: str | None):
 
 class Toolbox:
     def __init__(self, db: Database, schema: Schema | None = None, encoder="all-minilm-l6-v2",
-                 index_path=None, timeout_s: float = 30.0, max_rows: int = 20, top_k: int = 5):
+                 index_path=None, timeout_s: float = 30.0, max_rows: int = 20, top_k: int = 5, index_dir=None):
+        """`index_path`: SearchValue's index file; default one per database in `index_dir` (default the tunelab
+        cache, or $TUNELAB_T2S_INDEX_DIR)."""
         self.db = db
         self.schema = schema or introspect(db)
         self.encoder = load_encoder_or_none(encoder) if isinstance(encoder, str) or encoder is None else encoder
         self.index_path = index_path
+        self.index_dir = index_dir
         self.timeout_s = timeout_s
         self.max_rows = max_rows
         self.top_k = top_k
@@ -73,7 +76,8 @@ class Toolbox:
     @property
     def value_index(self) -> ValueIndex:
         if self._values is None:
-            self._values = ValueIndex.open_or_build(self.db, self.schema, self.index_path)
+            self._values = ValueIndex.open_or_build(self.db, self.schema, self.index_path,
+                                                   index_dir=self.index_dir)
         return self._values
 
     # ------------------------------------------------------------------ tools

@@ -1,15 +1,19 @@
 """SearchValue's persistent index: every distinct short text value of the database in an SQLite FTS5 table.
 
-Built once per database and cached beside it (`<file>.t2s-index.sqlite`, or under the tunelab cache when that
-folder is not writable), keyed by the database file's identity and modification time. FTS5's `unicode61
-remove_diacritics 2` tokenizer folds case and accents; ranking is FTS5's BM25. A query with no hit retries with
-the closest indexed words (a fuzzy fallback for typos).
+Built once per database and cached in a cache folder, never beside the user's database (that folder may be
+read-only, and is not ours to write): `$TUNELAB_CACHE/text2sql/value-index/` (default `~/.cache/tunelab/...`), or
+the folder `index_dir` / `$TUNELAB_T2S_INDEX_DIR` names. The file is named after the database's stable identity (the
+resolved file path; for a server, the server, database and role) and records the full identity it was built from
+(file: path + size + mtime + inode; PostgreSQL: server, database, and a data version from the tables' modification
+counters); an index whose identity no longer matches is rebuilt, never used. FTS5's `unicode61 remove_diacritics 2`
+tokenizer folds case and accents; ranking is FTS5's BM25. A query with no hit retries with the closest indexed
+words (a fuzzy fallback for typos: rapidfuzz's normalized Indel similarity over candidates of similar length that
+share the first letter or the last two).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import os
@@ -26,7 +30,9 @@ from tunelab.text2sql.schema import Schema
 INDEX_VERSION = 1
 TEXT_TYPES = ("CHAR", "TEXT", "CLOB", "STRING", "VARCHAR")
 MAX_VALUES_PER_COLUMN = 5000
-MAX_FUZZY_CANDIDATES = 2000
+MAX_FUZZY_CANDIDATES = 20000
+FUZZY_CUTOFF = 75.0  # rapidfuzz ratio, 0-100 (the former difflib cutoff 0.75)
+INDEX_DIR_ENV = "TUNELAB_T2S_INDEX_DIR"
 MAX_VALUE_CHARS = 80  # longer values are free text: searching them is not what SearchValue is for
 TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -57,16 +63,26 @@ def vocab_keys(term: str) -> tuple[str, str]:
     return "^" + term[:1], term[-2:] + "$"
 
 
-def default_index_path(db_path: Path) -> Path:
-    beside = db_path.with_name(db_path.name + ".t2s-index.sqlite")
-    if os.access(db_path.parent, os.W_OK):
-        return beside
-    from tunelab.models import cache_dir
+def index_folder(index_dir: str | Path | None = None) -> Path:
+    """Where value indexes live: `index_dir`, else `$TUNELAB_T2S_INDEX_DIR`, else the tunelab cache."""
+    if index_dir is None:
+        index_dir = os.environ.get(INDEX_DIR_ENV) or None
+    if index_dir is None:
+        root = Path(os.environ.get("TUNELAB_CACHE") or Path.home() / ".cache" / "tunelab")
+        index_dir = root / "text2sql" / "value-index"
+    return Path(index_dir).expanduser()
 
-    folder = cache_dir().parent / "text2sql"
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:16]
-    return folder / f"{db_path.name}.{digest}.t2s-index.sqlite"
+
+def default_index_path(db: Database | str | Path, index_dir: str | Path | None = None) -> Path:
+    """The index file of a database (or of a database file's path), in `index_folder(index_dir)`: named after
+    the database's stable identity; whether the file is current is checked against its full identity on open."""
+    if isinstance(db, Database):
+        name, key = db.index_key()
+    else:
+        name, key = Path(db).name, str(Path(db).resolve())
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:80] or "db"
+    return index_folder(index_dir) / f"{safe}.{digest}.t2s-index.sqlite"
 
 
 def text_columns(schema: Schema) -> list[tuple[str, str]]:
@@ -82,11 +98,14 @@ class ValueIndex:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        self._buckets: dict[str, list[str]] | None = None
+        self._buckets: dict[tuple[str, int], list[str]] | None = None
 
     @classmethod
-    def open_or_build(cls, db: Database, schema: Schema, path: Path | None = None, progress: bool = True) -> "ValueIndex":
-        path = Path(path) if path else default_index_path(db.path)
+    def open_or_build(cls, db: Database, schema: Schema, path: Path | None = None, progress: bool = True,
+                      index_dir: str | Path | None = None) -> "ValueIndex":
+        """The index at `path` (default: `default_index_path(db, index_dir)`), (re)built unless it was built from
+        the database as it is now."""
+        path = Path(path) if path else default_index_path(db, index_dir)
         if not _is_current(path, db):
             build_value_index(db, schema, path, progress=progress)
         return cls(path)
@@ -123,18 +142,31 @@ class ValueIndex:
         return [ValueHit(t, c, v, float(s)) for t, c, v, s in rows]
 
     def _closest(self, word: str) -> str | None:
-        """The closest indexed word. Candidates share the first letter or the last two letters (one typo rarely
-        hits both ends) and have a similar length, so difflib compares a few hundred words, not the vocabulary."""
+        """The closest indexed word (rapidfuzz ratio >= 75). Candidates share the first letter or the last two
+        letters (one typo rarely hits both ends) and are within two characters of the word's length: the vocabulary
+        is bucketed by (end, length) once, so a query scores a few buckets, in C, not the vocabulary in Python."""
+        from rapidfuzz import fuzz, process
+
         if self._buckets is None:
-            self._buckets = {}
-            for (term,) in self.conn.execute("SELECT term FROM value_vocab"):
+            buckets: dict[tuple[str, int], list[str]] = {}
+            for (term,) in self.conn.execute("SELECT term FROM value_vocab ORDER BY term"):
                 for key in vocab_keys(term):
-                    self._buckets.setdefault(key, []).append(term)
-        candidates = {t for key in vocab_keys(word) for t in self._buckets.get(key, ())
-                      if abs(len(t) - len(word)) <= 2}
-        if len(candidates) > MAX_FUZZY_CANDIDATES:  # code-like values (AAAAAAAOAGCAAAA) share both ends: bound the work
-            candidates = sorted(candidates, key=lambda t: (abs(len(t) - len(word)), t))[:MAX_FUZZY_CANDIDATES]
-        found = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.75)
+                    buckets.setdefault((key, len(term)), []).append(term)
+            self._buckets = buckets
+        seen: set[str] = set()
+        candidates: list[str] = []
+        for delta in (0, -1, 1, -2, 2):  # nearest lengths first, so a cap keeps the likeliest candidates
+            for key in vocab_keys(word):
+                for term in self._buckets.get((key, len(word) + delta), ()):
+                    if term not in seen:
+                        seen.add(term)
+                        candidates.append(term)
+            if len(candidates) >= MAX_FUZZY_CANDIDATES:
+                break
+        if not candidates:
+            return None
+        found = process.extractOne(word, candidates[:MAX_FUZZY_CANDIDATES], scorer=fuzz.ratio,
+                                   score_cutoff=FUZZY_CUTOFF)
         return found[0] if found else None
 
     def close(self) -> None:
@@ -158,6 +190,8 @@ def _is_current(path: Path, db: Database) -> bool:
 def build_value_index(db: Database, schema: Schema, path: Path, progress: bool = True) -> dict:
     """Write the index to `path` atomically; returns its info (counts, build time)."""
     start = time.perf_counter()
+    identity = db.identity()  # taken first: a write during the build leaves the index stale, not trusted
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     conn = sqlite3.connect(tmp)
@@ -174,7 +208,7 @@ def build_value_index(db: Database, schema: Schema, path: Path, progress: bool =
                              [(v, table, column) for v in values])
             total += len(values)
         conn.execute("CREATE VIRTUAL TABLE value_vocab USING fts5vocab(value_fts, 'row')")
-        info = {"version": INDEX_VERSION, "database": db.identity(), "columns": len(columns), "values": total,
+        info = {"version": INDEX_VERSION, "database": identity, "columns": len(columns), "values": total,
                 "build_s": time.perf_counter() - start}
         conn.execute("INSERT INTO meta VALUES ('info', ?)", (json.dumps(info),))
         conn.commit()
