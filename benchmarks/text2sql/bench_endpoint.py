@@ -43,6 +43,13 @@ def model_folder() -> Path:
             for item in source.iterdir():
                 if item.is_file():
                     shutil.copy2(item, folder / item.name)
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    if not config.get("architectures"):  # a GGUF-converted config names none; servers pick the class from it
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        config["architectures"] = [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config["model_type"]]]
+        config_file.write_text(json.dumps(config, indent=2))
     return folder
 
 
