@@ -205,3 +205,11 @@ def test_tool_protocol_falls_back_to_the_text_protocol(toolbox):
     traj = Agent(toolbox, llm, protocol="tools").run("How many orders?")
     assert traj.status == "answered" and traj.final_sql == "SELECT count(*) FROM orders"
     assert traj.messages[-2] == {"role": "assistant", "content": 'Thought: x\nAction: ExecuteSQL("SELECT count(*) FROM orders")'}
+
+
+def test_tool_protocol_reads_a_json_call_written_as_text(toolbox):
+    llm = ScriptedLLM(['{"name": "ExecuteSQL", "arguments": {"sql": "SELECT count(*) FROM orders"}}'])
+    traj = Agent(toolbox, llm, protocol="tools").run("How many orders?")
+    assert traj.status == "answered" and traj.final_sql == "SELECT count(*) FROM orders"
+    bad = ScriptedLLM(['{"name": "Eval", "arguments": {}}', "nothing"])
+    assert Agent(toolbox, bad, protocol="tools").run("q").status == "invalid"

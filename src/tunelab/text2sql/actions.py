@@ -132,6 +132,19 @@ def parse_tool_call(name: str, arguments_json: str) -> Action:
     return bind(name, [], kwargs)
 
 
+def parse_json_call(reply: str) -> Action:
+    """A tool call written as text in the native JSON form (`{"name": ..., "arguments": {...}}`, optionally inside
+    `<tool_call>` tags), as small models do when the server did not turn it into a tool call."""
+    text = re.sub(r"</?tool_call>", "", reply).strip()
+    try:
+        call = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ActionError("no tool call in the reply") from err
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        raise ActionError("no tool call in the reply")
+    return parse_tool_call(call["name"], json.dumps(call.get("arguments") or {}))
+
+
 def tool_schemas() -> list[dict]:
     """OpenAI function-calling schemas of the five tools."""
     string_or_list = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}

@@ -18,7 +18,8 @@ import json
 import re
 import time
 
-from tunelab.text2sql.actions import Action, ActionError, parse_action, parse_tool_call, tool_schemas
+from tunelab.text2sql.actions import (Action, ActionError, parse_action, parse_json_call, parse_tool_call,
+                                      tool_schemas)
 from tunelab.text2sql.agent_config import AgentConfig
 from tunelab.text2sql.grammar import action_grammar
 from tunelab.text2sql.grounding import ground
@@ -265,11 +266,8 @@ class Agent:
             if self.config.protocol == "tools" and completion.tool_calls:
                 call = completion.tool_calls[0]
                 action = parse_tool_call(call.name, call.arguments)
-            elif self.config.protocol == "tools":  # the server or model ignored the tools: read the text protocol
-                try:
-                    action = parse_action(completion.text)
-                except ActionError:
-                    raise ActionError("call one of the tools (no tool call in the reply)") from None
+            elif self.config.protocol == "tools":  # no tool call came back: read the call from the text
+                action = self._text_fallback(completion.text)
             else:
                 action = parse_action(completion.text)
         except ActionError as err:
@@ -277,6 +275,18 @@ class Agent:
         if action.name not in allowed:  # the action is kept: repeating it is still a repetition
             return action, call_id, f"{action.name} is not possible now; call one of {', '.join(allowed)}"
         return action, call_id, None
+
+    @staticmethod
+    def _text_fallback(text: str) -> Action:
+        """The JSON form of a tool call written as text, else the Thought/Action text protocol."""
+        try:
+            return parse_json_call(text)
+        except ActionError:
+            pass
+        try:
+            return parse_action(text)
+        except ActionError:
+            raise ActionError("call one of the tools (no tool call in the reply)") from None
 
     def _call(self, action: Action) -> Observation:
         args = action.arguments
