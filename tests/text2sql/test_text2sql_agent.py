@@ -208,7 +208,7 @@ def test_tool_protocol_falls_back_to_the_text_protocol(toolbox):
 
 
 def test_tool_protocol_reads_a_json_call_written_as_text(toolbox):
-    llm = ScriptedLLM(['{"name": "ExecuteSQL", "arguments": {"sql": "SELECT count(*) FROM orders"}}'])
+    llm = ScriptedLLM(['```json\n{"name": "ExecuteSQL", "arguments": {"sql": "SELECT count(*) FROM orders"}}\n```'])
     traj = Agent(toolbox, llm, protocol="tools").run("How many orders?")
     assert traj.status == "answered" and traj.final_sql == "SELECT count(*) FROM orders"
     bad = ScriptedLLM(['{"name": "Eval", "arguments": {}}', "nothing"])

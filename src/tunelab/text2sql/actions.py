@@ -135,7 +135,7 @@ def parse_tool_call(name: str, arguments_json: str) -> Action:
 def parse_json_call(reply: str) -> Action:
     """A tool call written as text in the native JSON form (`{"name": ..., "arguments": {...}}`, optionally inside
     `<tool_call>` tags), as small models do when the server did not turn it into a tool call."""
-    text = re.sub(r"</?tool_call>", "", reply).strip()
+    text = re.sub(r"</?tool_call>|^```(?:json)?|```$", "", reply.strip()).strip()
     try:
         call = json.loads(text)
     except json.JSONDecodeError as err:
