@@ -86,3 +86,14 @@ def test_index_and_schema_commands(shop_path, capsys):
     assert info["values"] > 0 and info["columns"] >= 10
     assert main(["sql", "schema", "--db", str(shop_path)]) == 0
     assert "| orders | order_id |" in capsys.readouterr().out
+
+
+def test_index_dir_option_puts_the_index_there(shop_path, scripted, tmp_path, capsys):
+    folder = tmp_path / "indexes"
+    assert main(["sql", "index", "--db", str(shop_path), "--index-dir", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["index"].startswith(str(folder))
+    scripted += ['Thought: one\nAction: ExecuteSQL("SELECT 1")']
+    other = tmp_path / "ask-indexes"
+    assert main(["sql", "ask", "--db", str(shop_path), "--encoder", "none", "--index-dir", str(other),
+                 "How many customers live in Lyon?"]) == 0
+    assert any(other.iterdir())  # the controller's SearchValue built its index there

@@ -340,6 +340,19 @@ def test_cli_ask_with_a_url(reader_url, scripted, capsys):
     assert "SQL: SELECT count(*) FROM customer" in out and "1500" in out
 
 
+def test_cli_eval_on_a_question_file_naming_the_server(reader_url, scripted, tmp_path, capsys):
+    import json
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"id": "a", "db": reader_url, "question": "How many customers?", "sql": "SELECT count(*) FROM customer"},
+        {"id": "b", "db": reader_url, "question": "How many nations?", "sql": "SELECT count(*) FROM nation"}]))
+    scripted += ["```sql\nSELECT count(*) FROM customer\n```", "SELECT count(*) FROM region"]
+    code = main(["sql", "eval", "--questions", str(questions), "--method", "baseline", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["overall"]["n"] == 2 and summary["overall"]["ex"] == 50
+
+
 def test_cli_index_with_a_url(reader_url, tmp_path, monkeypatch, capsys):
     import json
 

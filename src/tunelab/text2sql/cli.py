@@ -12,6 +12,7 @@ from tunelab.errors import UserError
 app = typer.Typer(help="Interactive-T2S: a tool-using LLM agent that writes SQL against a read-only database.",
                   no_args_is_help=True)
 
+INDEX_DIR_HELP = "Folder for SearchValue's value index (default: $TUNELAB_T2S_INDEX_DIR, else the tunelab cache)."
 MODEL_HELP = "Local model (embedded name, folder, hub id) or, with --base-url, the endpoint's model name."
 
 
@@ -53,6 +54,7 @@ def ask(
     max_turns: int = typer.Option(None, "--max-turns", min=1, help="Model replies per question (default: the style's)."),
     budget_s: float = typer.Option(None, "--budget-s", help="Wall-clock budget for the whole question (default none)."),
     encoder: str = typer.Option("all-minilm-l6-v2", "--encoder", help="SearchColumn encoder; 'none' for BM25."),
+    index_dir: Path = typer.Option(None, "--index-dir", help=INDEX_DIR_HELP),
     trajectory: Path = typer.Option(None, "--trajectory", help="Write the full trajectory (JSON) here."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for a local model."),
     as_json: bool = typer.Option(False, "--json", help="Print the trajectory as JSON instead of the steps."),
@@ -72,7 +74,7 @@ def ask(
         raise UserError("--protocol tools needs an endpoint with native tool calling (--base-url)")
     config = agent_config(style, protocol=protocol, max_turns=max_turns, budget_s=budget_s)
     with _open(db) as database:
-        box = Toolbox(database, encoder=None if encoder.lower() == "none" else encoder)
+        box = Toolbox(database, encoder=None if encoder.lower() == "none" else encoder, index_dir=index_dir)
         llm = make_llm(model, base_url, threads)
 
         def show(step) -> None:
@@ -108,7 +110,8 @@ def ask(
 @app.command()
 def index(
     db: str = typer.Option(..., "--db", help="SQLite or DuckDB file, or a postgresql:// URL."),
-    out: Path = typer.Option(None, "--out", help="Index file (default: the cache folder, or $TUNELAB_T2S_INDEX_DIR)."),
+    out: Path = typer.Option(None, "--out", help="Index file (default: one per database in --index-dir)."),
+    index_dir: Path = typer.Option(None, "--index-dir", help=INDEX_DIR_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Build (or reuse) SearchValue's persistent value index for a database."""
@@ -117,7 +120,7 @@ def index(
 
     with _open(db) as database:
         schema = introspect(database)
-        idx = ValueIndex.open_or_build(database, schema, out)
+        idx = ValueIndex.open_or_build(database, schema, out, index_dir=index_dir)
         info = {**idx.meta(), "index": str(idx.path)}
         idx.close()
     if as_json:

@@ -80,13 +80,15 @@ def load_bird(directory: str | Path, split: str = "dev") -> list[Example]:
 
 def load_questions(path: str | Path) -> list[Example]:
     """tunelab's question files (JSON list or JSONL): {id, db, question, sql, evidence?, difficulty?}; `db` is a
-    path relative to the file."""
+    path relative to the file, or a postgresql:// URL."""
+    from tunelab.text2sql.db import is_postgres_url
+
     path = Path(path)
     examples = []
     for i, item in enumerate(_read_json_list(path)):
         if not isinstance(item, dict) or not all(k in item for k in ("db", "question", "sql")):
             raise UserError(f"{path}: entry {i} lacks db, question or sql")
-        db_path = (path.parent / item["db"]).resolve()
+        db_path = item["db"] if is_postgres_url(item["db"]) else (path.parent / item["db"]).resolve()
         examples.append(Example(str(item.get("id", i)), db_path, item["question"], item["sql"],
                                 item.get("evidence", ""), item.get("difficulty", "simple")))
     return examples
