@@ -2,9 +2,9 @@
 
 Why llguidance: it is the constrained decoder behind vLLM's, SGLang's and llama.cpp's grammar support, is
 maintained, ships wheels with no dependencies, reads Lark grammars (readable, with regex terminals) and computes a
-token mask in well under a millisecond on the CPU. xgrammar (also maintained, CPU kernels) pulls in a compiler
-toolchain at run time for some paths and takes EBNF only; outlines and lm-format-enforcer are heavier and slower
-per token on the CPU; transformers-cfg is unmaintained since 2024.
+token mask in well under a millisecond on the CPU. xgrammar (also maintained, CPU kernels) requires triton, an FFI
+runtime and pydantic on x86-64 Linux and takes EBNF; outlines and lm-format-enforcer are heavier; transformers-cfg
+has had no release since 2024.
 
 The mask is applied as a `LogitsProcessor`, so it works with `generate()` (greedy or sampled, batched rows each
 with their own matcher). Once the grammar is complete only the end-of-turn token stays allowed.
@@ -25,15 +25,6 @@ def _ll_tokenizer(tokenizer):
 
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tokenizer.get_vocab() else None
     return llguidance.hf.from_tokenizer(tokenizer, eos_token=eos if isinstance(eos, int) else tokenizer.eos_token_id)
-
-
-def available() -> bool:
-    try:
-        import llguidance  # noqa: F401
-        import llguidance.hf  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class GrammarLogitsProcessor:

@@ -42,12 +42,12 @@ def action_grammar(schema: Schema, allowed: tuple[str, ...] | list[str], thought
     }
     names = {"SearchColumn": "search_column", "SearchValue": "search_value", "FindShortestPath": "find_path",
              "ExecuteSQL": "execute_sql", "Done": "done"}
-    head = f'start: "Thought: " THOUGHT "\\nAction: " action' if thought else 'start: "Action: " action'
+    head = 'start: "Thought: " THOUGHT "\\nAction: " action' if thought else 'start: "Action: " action'
     lines = [head, "action: " + " | ".join(names[a] for a in allowed)]
     lines += [rules[a] for a in allowed]
     lines += [
         f"THOUGHT: /[^\\n]{{1,{thought_chars}}}/",
-        f'query: "\\"" QUERY_TEXT "\\""',
+        'query: "\\"" QUERY_TEXT "\\""',
         f'QUERY_TEXT: /[^"\\\\\\n]{{1,{MAX_QUERY_CHARS}}}/',
         # SQL on one line inside double quotes; a double quote or backslash inside it is escaped
         'SQL: /(SELECT|WITH|select|with) ([^"\\\\\\n]|\\\\["\\\\])*/',
