@@ -15,7 +15,7 @@ import numpy as np
 
 from tunelab.text2sql.actions import Action
 from tunelab.text2sql.db import sql_literal
-from tunelab.text2sql.join_path import PathError, shortest_path
+from tunelab.text2sql.join_path import PathError
 from tunelab.text2sql.tools import Observation, Toolbox
 from tunelab.text2sql.value_index import fold
 
@@ -159,7 +159,7 @@ def connect(toolbox: Toolbox, tables: list[str]) -> tuple[list[str], list[str], 
         best = None
         for source in linked:
             try:
-                path = shortest_path(toolbox.schema, source, target, toolbox._graph)
+                path = toolbox.join_path(source, target)
             except PathError:
                 continue
             if best is None or len(path.tables) < len(best.tables):

@@ -12,7 +12,7 @@ import re
 
 from tunelab.text2sql.actions import Action
 from tunelab.text2sql.db import sql_literal
-from tunelab.text2sql.join_path import PathError, shortest_path
+from tunelab.text2sql.join_path import PathError
 from tunelab.text2sql.schema import Schema
 from tunelab.text2sql.tools import Observation, Toolbox
 
@@ -85,12 +85,9 @@ def missing_joins(toolbox: Toolbox, tree) -> list[tuple[Action, Observation]]:
         owners = [t for t, _ in schema.find_column(column)]
         if not owners or any(t in used for t in owners):
             continue
-        try:
-            shortest_path(schema, used[0], owners[0], toolbox._graph)
-        except PathError:
-            continue
-        action = Action("FindShortestPath", {"start": used[0], "end": owners[0]})
-        steps.append((action, toolbox.find_shortest_path(used[0], owners[0])))
+        observation = toolbox.find_shortest_path(used[0], owners[0])
+        if observation.ok:  # no path: nothing to suggest
+            steps.append((Action("FindShortestPath", {"start": used[0], "end": owners[0]}), observation))
     return steps
 
 
@@ -191,7 +188,7 @@ def join_repair(toolbox: Toolbox, sql: str) -> str | None:
             needed.append(owners[0])
     for owner in dict.fromkeys(needed):
         try:
-            path = shortest_path(schema, anchor, owner, toolbox._graph)
+            path = toolbox.join_path(anchor, owner)
         except PathError:
             return None
         for i, keys in enumerate(path.hops):

@@ -122,11 +122,15 @@ class Toolbox:
             blocks.append("\n".join(lines))
         return Observation("\n".join(blocks))
 
+    def join_path(self, start: str, end: str):
+        """The shortest foreign-key path between two tables or columns (PathError when there is none)."""
+        return shortest_path(self.schema, start, end, self._graph)
+
     def find_shortest_path(self, start: str, end: str) -> Observation:
         if not isinstance(start, str) or not isinstance(end, str):
             return Observation("FindShortestPath(start, end) takes two names (table or table.column)", ok=False)
         try:
-            path = shortest_path(self.schema, start, end, self._graph)
+            path = self.join_path(start, end)
         except PathError as err:
             return Observation(f"FindShortestPath failed: {err}", ok=False)
         return Observation(path.render() + "\n" + "\n".join(path.join_clauses(self.db.quote_if_needed)))
