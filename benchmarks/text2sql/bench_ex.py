@@ -3,7 +3,7 @@ with the ablation of each part of the agent's design.
 
     .venv/bin/python benchmarks/text2sql/bench_ex.py [--methods agent,baseline,no-grounding,...]
         [--questions questions.json] [--out ex] [--model qwen2.5-coder-0.5b-instruct] [--base-url URL]
-        [--limit N] [--budget-min M] [--report]
+        [--limit N] [--budget-min M] [--fresh] [--report]
 
 Methods: `baseline` (every CREATE TABLE, one completion), `agent` (AgentConfig defaults), the ablations
 `no-grounding`, `no-grammar`, `no-repair`, `no-stop` (each switches one part off), and `paper` (the paper's prompt
@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=None, help="stop starting new questions after this")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--fresh", action="store_true",
+                        help="drop the saved answers of the methods named (after a change to the agent) and rerun them")
     args = parser.parse_args()
     out = RESULTS / f"{args.out}.json"
     if args.report:
@@ -93,6 +95,9 @@ def main() -> None:
     boxes = {}
     data = previous_run(out, args)
     records = data["records"]
+    if args.fresh:
+        for method in methods:
+            records.pop(method, None)
     start = time.perf_counter()
     for n, q in enumerate(questions, start=1):
         todo = [m for m in methods if q["id"] not in {r["question_id"] for r in records.get(m, [])}]

@@ -82,9 +82,11 @@ def test_done_only_after_successful_execute(toolbox):
 
 def test_stops_on_repetition_and_max_turns(toolbox):
     again = 'Action: SearchColumn("city")'
-    traj = Agent(toolbox, ScriptedLLM([again, again, again]), PAPER).run("q")
-    assert traj.status == "repetition" and len(traj.steps) == 3  # once more is told off, then it stops
-    assert "did that already" in traj.steps[1].observation
+    llm = ScriptedLLM([again] * 4)
+    traj = Agent(toolbox, llm, PAPER).run("q")
+    assert traj.status == "repetition" and len(traj.steps) == 4  # told off max_repeats = 2 times, then it stops
+    assert "did that already" in traj.steps[1].observation and "did that already" in traj.steps[2].observation
+    assert llm.temperatures == [None, None, 0.7, 0.7]  # after a repetition the reply is sampled, not greedy
     many = [f'Action: SearchColumn("word {i}")' for i in range(20)]
     traj = Agent(toolbox, ScriptedLLM(many), PAPER, max_turns=4).run("q")
     assert traj.status == "max_turns" and len(traj.steps) == 4 and traj.final_sql is None
@@ -145,7 +147,8 @@ def test_compact_loop_grounds_repairs_and_answers(toolbox):
     assert [s.action["name"] for s in controller if s.turn == 0][:2] == ["SearchColumn", "SearchValue"]
     assert "customers.city = 'Lyon '" in llm.calls[0][-1]["content"]  # the slice the model saw
     assert controller[-1].action == {"name": "ExecuteSQL", "arguments": {"sql": traj.final_sql}}  # the repair
-    assert "used the stored spelling" in [s for s in traj.steps if s.actor == "model"][0].observation
+    assert "The controller used the stored spelling 'Lyon '" in [s for s in traj.steps if s.actor == "model"][0].observation
+    assert controller[-1].reply.startswith("rewrite: used the stored spelling")
     assert steps == traj.steps and traj.model_turns == 1
     # the first reply may not end the question: Done only once rows came back
     assert 'done: "Done()"' not in llm.grammars[0] and "execute_sql" in llm.grammars[0]
@@ -181,8 +184,8 @@ def test_searches_are_capped_and_done_is_allowed_after_rows(toolbox):
 
 def test_repeated_sql_stops_with_the_best_query_that_ran(toolbox):
     empty = "Thought: x\nAction: ExecuteSQL(\"SELECT count(*) FROM customers WHERE city = 'Atlantis'\")"
-    traj = Agent(toolbox, ScriptedLLM([empty, empty])).run("How many customers live in Atlantis?")
-    assert traj.status == "repetition"
+    traj = Agent(toolbox, ScriptedLLM([empty] * 4)).run("How many customers live in Atlantis?")
+    assert traj.status == "repetition" and traj.model_turns == 4
     assert traj.final_sql == "SELECT count(*) FROM customers WHERE city = 'Atlantis'"
 
 

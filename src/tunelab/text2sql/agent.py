@@ -6,8 +6,11 @@ How it drives a small model (each part can be switched off in `AgentConfig`, and
 - constrained replies: with a local model every reply is decoded under the action grammar (`grammar.py`), which
   allows only the tools that make sense now: Done only after SQL returned rows, ExecuteSQL alone once the model
   has used its searches or repeated one;
-- repairing feedback: a failing or empty ExecuteSQL gets the closest names, the missing join or the stored
-  spelling of its literal (`repair.py`);
+- repairing feedback: the controller reruns a failing or empty ExecuteSQL rewritten (`rewrites.py`: another
+  dialect's function, LIKE on a DATE, a missing join, a literal in the wrong column or spelled otherwise than
+  stored...), and otherwise tells the model the closest names, the join path, the stored values (`repair.py`);
+- no dead ends: a repeated action gets a corrective observation and the next reply is sampled instead of
+  greedy (greedy decoding would write it again); the loop stops only after `max_repeats` of them;
 - never empty-handed: the answer is the best query that ran (rows > no rows > error), whatever stopped the loop.
 """
 
@@ -25,7 +28,8 @@ from tunelab.text2sql.grammar import action_grammar
 from tunelab.text2sql.grounding import ground
 from tunelab.text2sql.llm import LLM, LLMError
 from tunelab.text2sql.prompts import STOP_SEQUENCES, agent_messages, compact_messages, table_summary
-from tunelab.text2sql.repair import diagnose_empty, diagnose_error, join_repair, literal_repair
+from tunelab.text2sql.repair import diagnose_empty, diagnose_error
+from tunelab.text2sql.rewrites import repair_query
 from tunelab.text2sql.tools import Observation, Toolbox
 
 PROBE = re.compile(r"^\s*select\s+\*\s+from\b", re.IGNORECASE)
@@ -33,13 +37,14 @@ SEARCHES = ("SearchValue", "SearchColumn", "FindShortestPath")
 RETRY_HINT = ("\nThe result is empty, NULL, 0 or an error. Check the stored values with SearchValue and the "
               "columns with SearchColumn, then try again.")
 MAX_RETRY_HINTS = 3
+MAX_REPAIR_ROUNDS = 3  # rewrite -> rerun -> rewrite the new error: a join added can make a name ambiguous
 
 
 @dataclasses.dataclass
 class Step:
     turn: int  # 0: the controller's grounding, before the model's first reply
     actor: str  # "model" or "controller"
-    reply: str
+    reply: str  # the model's text; for a controller step, why it acted (what a rewrite changed)
     action: dict | None
     observation: str
     ok: bool
@@ -113,6 +118,7 @@ class LoopState:
     repeats: int = 0
     retry_hints: int = 0
     force_sql: bool = False
+    sample_next: bool = False  # after a repetition: sample the next reply (greedy would repeat it)
 
 
 class Agent:
@@ -133,8 +139,9 @@ class Agent:
                 traj.status = "budget"
                 break
             allowed = self._allowed(traj, state)
+            sampled, state.sample_next = state.sample_next, False
             try:
-                completion = self._complete(messages, allowed)
+                completion = self._complete(messages, allowed, seed=turn if sampled else None)
             except LLMError as err:
                 traj.status, traj.error = "llm_error", str(err)
                 break
@@ -145,8 +152,8 @@ class Agent:
                         observation.text, observation.ok, completion.prompt_tokens, completion.completion_tokens,
                         completion.latency_s, time.perf_counter() - tool_start)
             self._record(traj, step)
-            for tool_action, tool_observation in extra:
-                self._record(traj, Step(turn, "controller", "", dataclasses.asdict(tool_action),
+            for why, tool_action, tool_observation in extra:
+                self._record(traj, Step(turn, "controller", why, dataclasses.asdict(tool_action),
                                         tool_observation.text, tool_observation.ok))
             self._append(messages, completion, call_id, observation)
             if stop:
@@ -191,11 +198,13 @@ class Agent:
         """The observation for one reply, whether the loop stops (and why), and the controller's extra tool calls."""
         cfg = self.config
         if action is not None and action.key() in state.seen:
-            if action.name == "ExecuteSQL" or state.repeats >= 1:
-                return Observation("Repeated action: stopping.", ok=False), "repetition", []
             state.repeats += 1
-            state.force_sql = True
-            return Observation("You did that already. Now write the SQL with ExecuteSQL.", ok=False), None, []
+            if state.repeats > cfg.max_repeats:
+                return Observation("Repeated action: stopping.", ok=False), "repetition", []
+            state.force_sql, state.sample_next = True, True
+            what = "ran this query" if action.name == "ExecuteSQL" else "did that"
+            return Observation(f"You {what} already. Write a different SQL query with ExecuteSQL.", ok=False), \
+                None, []
         if problem is not None:
             state.invalid_in_a_row += 1
             stop = "invalid" if state.invalid_in_a_row >= 2 else None
@@ -228,21 +237,29 @@ class Agent:
         return observation, None, []
 
     def _repair(self, traj: Trajectory, sql: str, observation: Observation):
-        """A failing query with a missing join, or an empty one with a literal not stored as written, is rerun
-        repaired by the controller; otherwise (or if that returns nothing either) the tools' hints are added."""
-        failed = not observation.ok
-        repaired = join_repair(self.toolbox, sql) if failed else literal_repair(self.toolbox, sql)
-        extra = []
-        if repaired:
-            rerun = self.toolbox.execute_sql(repaired)
-            extra.append((Action("ExecuteSQL", {"sql": repaired}), rerun))
+        """The controller reruns the query rewritten (and the rewrite's own error rewritten again, a few rounds);
+        if no rewrite returns rows, the tools' hints are added. Returns the observation's text, the controller's
+        (why, action, observation) steps, and whether a rewrite answered."""
+        steps, notes = [], []
+        current, current_obs = sql, observation
+        for _ in range(MAX_REPAIR_ROUNDS):
+            rewrite = repair_query(self.toolbox, current, None if current_obs.ok else current_obs.text)
+            if rewrite is None or any(c.sql == rewrite.sql for c in traj.candidates):
+                break
+            rerun = self.toolbox.execute_sql(rewrite.sql)
+            why = "rewrite: " + "; ".join(rewrite.fixes)
+            steps.append((why, Action("ExecuteSQL", {"sql": rewrite.sql}), rerun))
             has_rows = rerun.ok and not is_empty_result(rerun)
-            traj.candidates.append(Candidate(repaired, rerun.ok, has_rows))
+            traj.candidates.append(Candidate(rewrite.sql, rerun.ok, has_rows))
+            notes.append(f"The controller {'; '.join(rewrite.fixes)}: {rewrite.sql}\n{rerun.text}")
             if has_rows:
-                what = "added the missing join" if failed else "used the stored spelling of the value"
-                return f"{observation.text}\nThe controller {what}: {repaired}\n{rerun.text}", extra, True
+                return "\n".join([observation.text, notes[-1]]), steps, True
+            current, current_obs = rewrite.sql, rerun
+        failed = not observation.ok
         hint, more = diagnose_error(self.toolbox, sql, observation.text) if failed else diagnose_empty(self.toolbox, sql)
-        return observation.text + (f"\n{hint}" if hint else ""), extra + more, False
+        steps += [("hint", action, obs) for action, obs in more]
+        text = "\n".join([observation.text] + notes[-1:] + ([hint] if hint else []))
+        return text, steps, False
 
     def _record(self, traj: Trajectory, step: Step) -> None:
         traj.steps.append(step)
@@ -250,15 +267,18 @@ class Agent:
             self.on_step(step)
 
     # ------------------------------------------------------------------ talking to the LLM
-    def _complete(self, messages: list[dict], allowed: list[str]):
+    def _complete(self, messages: list[dict], allowed: list[str], seed: int | None = None):
+        """One reply: greedy, or sampled at `sample_temperature` with `seed` (reproducible) when a seed is given."""
         cfg = self.config
+        sampling = {} if seed is None else {"temperature": cfg.sample_temperature, "seed": seed}
         if cfg.protocol == "tools":
             tools = [t for t in tool_schemas() if t["function"]["name"] in allowed]
-            return self.llm.complete(messages, max_tokens=cfg.max_tokens, tools=tools)
+            return self.llm.complete(messages, max_tokens=cfg.max_tokens, tools=tools, **sampling)
         grammar = None
         if cfg.constrain and getattr(self.llm, "supports_grammar", False):
             grammar = action_grammar(self.toolbox.schema, allowed, thought_chars=cfg.thought_chars)
-        return self.llm.complete(messages, stop=STOP_SEQUENCES, max_tokens=cfg.max_tokens, grammar=grammar)
+        return self.llm.complete(messages, stop=STOP_SEQUENCES, max_tokens=cfg.max_tokens, grammar=grammar,
+                                 **sampling)
 
     def _parse(self, completion, allowed: list[str]) -> tuple[Action | None, str | None, str | None]:
         call_id = completion.tool_calls[0].id if completion.tool_calls else None

@@ -19,6 +19,8 @@ class AgentConfig:
     example: bool = True  # the compact prompt's worked turn
     max_turns: int = 6  # model replies per question
     max_model_searches: int = 1  # searches the model may make before it must write SQL (compact style)
+    max_repeats: int = 2  # repeated actions answered with a correction (and a sampled reply) before the loop stops
+    sample_temperature: float = 0.7  # for the reply after a repetition; every other reply is greedy
     thought_chars: int = 100  # the longest Thought the grammar lets through
     max_tokens: int = 200  # per reply
     protocol: str = "text"  # text: Thought/Action lines; tools: the server's native tool calling
@@ -31,6 +33,8 @@ class AgentConfig:
             raise ValueError("protocol is 'text' or 'tools'")
         if self.max_turns < 1:
             raise ValueError("max_turns must be at least 1")
+        if self.max_repeats < 0 or not self.sample_temperature > 0:
+            raise ValueError("max_repeats must be >= 0 and sample_temperature > 0")
 
     @classmethod
     def paper(cls, **overrides) -> "AgentConfig":

@@ -16,6 +16,8 @@ import numpy as np
 from tunelab.text2sql.actions import Action
 from tunelab.text2sql.db import sql_literal
 from tunelab.text2sql.join_path import PathError
+from tunelab.text2sql.temporal import (DateMention, calendar_columns, calendar_filter, date_filter, date_mentions,
+                                       is_date_column, is_date_word)
 from tunelab.text2sql.tools import Observation, Toolbox
 from tunelab.text2sql.value_index import fold
 
@@ -53,6 +55,7 @@ class Grounding:
     values: list[ValueMatch]
     joins: list[str]  # JOIN clauses, in order after the first table: "JOIN b ON a.x = b.y"
     steps: list[tuple[Action, Observation]] = dataclasses.field(default_factory=list)
+    date_filters: list[str] = dataclasses.field(default_factory=list)  # the question's dates as SQL conditions
 
     def render(self, quote=lambda s: s) -> str:
         lines = ["Tables (only the relevant ones):"]
@@ -60,6 +63,9 @@ class Grounding:
         if self.values:
             lines.append("Stored values matching the question (use them exactly):")
             lines += [f"{quote(v.table)}.{quote(v.column)} = {sql_literal(v.value)}" for v in self.values]
+        if self.date_filters:
+            lines.append("Dates of the question as conditions (use them exactly):")
+            lines += self.date_filters
         if self.joins:
             lines.append("Join clause: FROM " + quote(next(iter(self.tables))) + " " + " ".join(self.joins))
         return "\n".join(lines)
@@ -205,11 +211,39 @@ def pick_tables(named: list[str], values: list[ValueMatch], relevance: dict, max
     return wanted[:max_tables]
 
 
+def ground_dates(toolbox: Toolbox, mentions: list[DateMention], tables: list[str], relevance: dict):
+    """Conditions for the question's dates: on the most relevant date column of the chosen tables, else on the
+    year/month columns of a calendar table one foreign key away (TPC-DS's date_dim). Returns the conditions, the
+    calendar table's JOIN clause (or None), the columns to show, and the FindShortestPath step for that join."""
+    schema, q = toolbox.schema, toolbox.db.quote_if_needed
+    own = [(t, c.name) for t in tables for c in schema.tables[t].columns if is_date_column(c.name, c.type)]
+    if own:
+        table, column = max(own, key=lambda tc: relevance.get(tc, 0.0))
+        conditions = [date_filter(schema.dialect, f"{q(table)}.{q(column)}", m) for m in mentions]
+        return conditions, None, {table: {column}}, []
+    options = []
+    for fk in schema.foreign_keys:
+        if fk.table in tables and fk.ref_table not in tables:
+            year, month = calendar_columns([(c.name, c.type) for c in schema.tables[fk.ref_table].columns])
+            if year:
+                options.append((relevance.get((fk.table, fk.column), 0.0), fk, year, month))
+    if not options:
+        return [], None, {}, []
+    _, fk, year, month = max(options, key=lambda o: o[0])
+    cal = fk.ref_table
+    conditions = [calendar_filter(f"{q(cal)}.{q(year)}", month and f"{q(cal)}.{q(month)}", m) for m in mentions]
+    clause = f"JOIN {q(cal)} ON {q(fk.table)}.{q(fk.column)} = {q(cal)}.{q(fk.ref_column)}"
+    step = (Action("FindShortestPath", {"start": fk.table, "end": cal}), toolbox.find_shortest_path(fk.table, cal))
+    shown = {cal: {year, fk.ref_column} | ({month} if month else set()), fk.table: {fk.column}}
+    return conditions, clause, shown, [step]
+
+
 def ground(toolbox: Toolbox, question: str, max_tables: int = MAX_TABLES) -> Grounding:
     steps: list[tuple[Action, Observation]] = []
     relevance = column_relevance(toolbox, question)
     steps.append((Action("SearchColumn", {"query": question}), toolbox.search_column(question)))
-    values = match_values(toolbox, question, relevance)
+    mentions = date_mentions(question)
+    values = [v for v in match_values(toolbox, question, relevance) if not is_date_word(v.phrase, mentions)]
     phrases = list(dict.fromkeys(v.phrase for v in values))
     if phrases:
         steps.append((Action("SearchValue", {"query": phrases}), toolbox.search_value(phrases)))
@@ -217,6 +251,15 @@ def ground(toolbox: Toolbox, question: str, max_tables: int = MAX_TABLES) -> Gro
     tables, joins, path_steps = connect(toolbox, wanted)
     steps += path_steps
     keep: dict[str, set[str]] = {}
+    date_filters: list[str] = []
+    if mentions:
+        date_filters, calendar_join, date_columns, date_steps = ground_dates(toolbox, mentions, tables, relevance)
+        steps += date_steps
+        if calendar_join:
+            joins.append(calendar_join)
+            tables.append(calendar_join.split()[1].strip('"'))
+        for table, columns in date_columns.items():
+            keep.setdefault(table, set()).update(columns)
     for v in values:
         keep.setdefault(v.table, set()).add(v.column)
     for clause in joins:
@@ -226,4 +269,4 @@ def ground(toolbox: Toolbox, question: str, max_tables: int = MAX_TABLES) -> Gro
     top = max(relevance, key=relevance.get)
     keep.setdefault(top[0], set()).add(top[1])
     shown = {t: shown_columns(toolbox, t, relevance, keep.get(t, set())) for t in tables}
-    return Grounding(shown, [v for v in values if v.table in shown], joins, steps)
+    return Grounding(shown, [v for v in values if v.table in shown], joins, steps, date_filters)

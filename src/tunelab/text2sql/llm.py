@@ -51,14 +51,16 @@ class Completion:
 
 class LLM(Protocol):
     """`grammar`: a Lark grammar the reply must follow, where the backend can constrain decoding
-    (`supports_grammar`); other backends ignore it."""
+    (`supports_grammar`); other backends ignore it. `temperature` > 0 samples (reproducibly with `seed`, where the
+    backend can); None or 0 decodes greedily."""
 
     name: str
     supports_tools: bool
     supports_grammar: bool
 
     def complete(self, messages: list[dict], stop: list[str] | None = None, max_tokens: int = 384,
-                 tools: list[dict] | None = None, grammar: str | None = None) -> Completion: ...
+                 tools: list[dict] | None = None, grammar: str | None = None, temperature: float | None = None,
+                 seed: int | None = None) -> Completion: ...
 
 
 def cut_at_stop(text: str, stop: list[str] | None) -> str:
@@ -90,10 +92,14 @@ class OpenAILLM:
                                     timeout=timeout_s, max_retries=max_retries)
         self.base_url = base_url or "the default OpenAI endpoint"
 
-    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None) -> Completion:
+    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None, temperature=None,
+                 seed=None) -> Completion:
         import openai
 
-        kwargs = dict(model=self.name, messages=messages, temperature=self.temperature, max_tokens=max_tokens)
+        kwargs = dict(model=self.name, messages=messages, max_tokens=max_tokens,
+                      temperature=self.temperature if temperature is None else temperature)
+        if seed is not None:
+            kwargs["seed"] = seed
         if stop:
             kwargs["stop"] = stop[:4]  # the API accepts at most four
         if tools:
@@ -185,7 +191,8 @@ class TransformersLLM:
     def count_prompt_tokens(self, messages: list[dict]) -> int:
         return int(self.prompt_ids(messages).shape[1])
 
-    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None) -> Completion:
+    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None, temperature=None,
+                 seed=None) -> Completion:
         import torch
 
         from transformers import LogitsProcessorList, StoppingCriteriaList
@@ -200,9 +207,12 @@ class TransformersLLM:
             processors.append(GrammarLogitsProcessor(self.tokenizer, grammar, ids.shape[1]))
         past = self._reusable_cache(ids[0]) if self.reuse_cache else None
         cache_kwarg = {cache_argument(): past} if past is not None else {}
-        with torch.no_grad():
+        sampling = dict(do_sample=True, temperature=temperature) if temperature else dict(do_sample=False)
+        # a sampled reply draws from its own seeded generator state, leaving the caller's RNG as it was
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0 if seed is None else seed)
             result = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
-                                         do_sample=False, stopping_criteria=criteria, logits_processor=processors,
+                                         stopping_criteria=criteria, logits_processor=processors, **sampling,
                                          **cache_kwarg,
                                          pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True)
         out = result.sequences
@@ -238,10 +248,13 @@ class ScriptedLLM:
         self.name = name
         self.calls: list[list[dict]] = []
         self.grammars: list[str | None] = []  # the grammar each call was asked to follow
+        self.temperatures: list[float | None] = []  # None: greedy
 
-    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None) -> Completion:
+    def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None, temperature=None,
+                 seed=None) -> Completion:
         self.calls.append([dict(m) for m in messages])
         self.grammars.append(grammar)
+        self.temperatures.append(temperature)
         if not self.replies:
             raise LLMError("scripted LLM has no reply left")
         reply = self.replies.pop(0)

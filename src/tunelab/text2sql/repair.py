@@ -1,8 +1,9 @@
-"""Execution feedback that repairs: what the tools know about a failing or empty ExecuteSQL.
+"""Execution feedback: what the tools know about a failing or empty ExecuteSQL, as hints for the model.
 
 A failing query gets the engine's error plus the closest column or table names for an unknown one and the JOIN
 for a column whose table the query never joined; an empty result on a literal filter gets a SearchValue for
-that literal (its stored spelling). Every tool call made here is returned as a trajectory step.
+that literal (its stored spelling). Every tool call made here is returned as a trajectory step. The controller's
+own rewrites of the query are in `rewrites.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 
 from tunelab.text2sql.actions import Action
 from tunelab.text2sql.db import sql_literal
-from tunelab.text2sql.join_path import PathError
+from tunelab.text2sql.rewrites import parse
 from tunelab.text2sql.schema import Schema
 from tunelab.text2sql.tools import Observation, Toolbox
 
@@ -55,20 +56,6 @@ def first_match(patterns, text: str) -> str | None:
         if found:
             return found.group(1)
     return None
-
-
-def sqlglot_dialect(dialect: str) -> str:
-    """sqlglot's name for a schema's dialect."""
-    return {"sqlite": "sqlite", "duckdb": "duckdb", "postgres": "postgres"}.get(dialect, dialect)
-
-
-def parse(sql: str, dialect: str):
-    import sqlglot
-
-    try:
-        return sqlglot.parse_one(sql, read=sqlglot_dialect(dialect))
-    except Exception:  # noqa: BLE001 - sqlglot raises several error types; an unparsable query gets no hint
-        return None
 
 
 def missing_joins(toolbox: Toolbox, tree) -> list[tuple[Action, Observation]]:
@@ -149,83 +136,3 @@ def diagnose_empty(toolbox: Toolbox, sql: str) -> tuple[str, list[tuple[Action, 
     if not hints:
         hints.append("The result is empty: check the filters, the joins and the columns.")
     return " ".join(hints), steps
-
-
-def outer_tables(tree, schema: Schema) -> dict[str, str]:
-    """Alias (or name), lower-cased -> table, for the tables of the outermost SELECT (not its subqueries)."""
-    from sqlglot import exp
-
-    found = {}
-    for table in tree.find_all(exp.Table):
-        if table.find_ancestor(exp.Select) is tree and schema.has_table(table.name):
-            found[table.alias_or_name.lower()] = schema.has_table(table.name)
-    return found
-
-
-def join_repair(toolbox: Toolbox, sql: str) -> str | None:
-    """`sql` with JOINs added for the columns of its outer SELECT that live only in tables it never joined
-    (`SELECT sum(o_totalprice) FROM orders WHERE c_mktsegment = ...` gets `JOIN customer ON ...`); None when
-    nothing is missing or the owner is ambiguous."""
-    from sqlglot import exp
-
-    schema = toolbox.schema
-    tree = parse(sql, schema.dialect)
-    if not isinstance(tree, exp.Select):
-        return None
-    refs = outer_tables(tree, schema)
-    if not refs:
-        return None
-    joined = set(refs.values())
-    anchor_ref, anchor = next(iter(refs.items()))
-    needed = []
-    for column in tree.find_all(exp.Column):
-        if column.find_ancestor(exp.Select) is not tree or (column.table and column.table.lower() in refs):
-            continue
-        if not column.table and any(schema.find_column(f"{t}.{column.name}") for t in joined):
-            continue
-        owners = [t for t, _ in schema.find_column(column.name) if not column.table or t.lower() == column.table.lower()]
-        if len(owners) == 1:
-            needed.append(owners[0])
-    for owner in dict.fromkeys(needed):
-        try:
-            path = toolbox.join_path(anchor, owner)
-        except PathError:
-            return None
-        for i, keys in enumerate(path.hops):
-            left, right = path.tables[i], path.tables[i + 1]
-            if right in joined:
-                continue
-            key = keys[0]
-            left_col, right_col = (key.column, key.ref_column) if key.table == left else (key.ref_column, key.column)
-            left_ref = anchor_ref if left == anchor else left
-            tree = tree.join(right, on=f"{left_ref}.{left_col} = {right}.{right_col}")
-            joined.add(right)
-    repaired = tree.sql(dialect=sqlglot_dialect(schema.dialect))
-    return repaired if needed else None
-
-
-def literal_repair(toolbox: Toolbox, sql: str) -> str | None:
-    """`sql` with each compared literal that is not stored replaced by its stored spelling, when that column
-    stores exactly one value folding to it ('Lyon' -> 'Lyon '); None when there is nothing to replace."""
-    from sqlglot import exp
-
-    from tunelab.text2sql.value_index import fold
-
-    tree = parse(sql, toolbox.schema.dialect)
-    if tree is None:
-        return None
-    changed = False
-    for node in tree.find_all(exp.EQ, exp.In):
-        column = node.find(exp.Column)
-        if column is None:
-            continue
-        for literal in node.find_all(exp.Literal):
-            if not literal.is_string:
-                continue
-            hits = [h for h in toolbox.value_index.search(literal.this, k=10)
-                    if h.column.lower() == column.name.lower() and fold(h.value).strip() == fold(literal.this).strip()]
-            stored = {h.value for h in hits}
-            if len(stored) == 1 and literal.this not in stored:
-                literal.replace(exp.Literal.string(stored.pop()))
-                changed = True
-    return tree.sql(dialect=sqlglot_dialect(toolbox.schema.dialect)) if changed else None
