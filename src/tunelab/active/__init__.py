@@ -6,4 +6,6 @@
 - `strategies`: one `query(model, pool, labeled_idx, n, rng)` interface for every strategy.
 - `features` / `classifier`: cached encoder states and the classifier on top of them.
 - `loop`: rounds of labelling, resumable; `metrics`: learning curves and AULC.
+- `labelling` / `query`: the human loop (`tunelab active query`): choose rows, read their labels back.
+- `smalltext`: VAPAL and factorised BADGE as small-text `QueryStrategy` classes.
 """

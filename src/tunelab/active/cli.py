@@ -1,4 +1,4 @@
-"""`tunelab active run|bench`: thin wrappers over the loop and the benchmark."""
+"""`tunelab active run|query|bench`: thin wrappers over the loop, the human loop and the benchmark."""
 
 from __future__ import annotations
 
@@ -82,6 +82,48 @@ def run_command(
         typer.echo(f"AULC (accuracy): {record['aulc_accuracy']:.4f}")
     if out:
         typer.echo(f"record: {out / 'run.json'}")
+
+
+@app.command("query")
+def query_command(
+    dataset: Path = typer.Option(..., "--dataset", help="The pool to label: JSONL/CSV/Parquet with a text column and "
+                                 "an id column (without one, rows are identified by their number from 1)."),
+    out: Path = typer.Option(..., "--out", help="JSONL of the rows to label next: id, text, the model's guess and "
+                             "its probability (written atomically; a rerun writes the same file)."),
+    labeled: Path = typer.Option(None, "--labeled", help="Rows labelled so far (id and label columns), e.g. earlier "
+                                 "--out files with a label added; may grow between calls."),
+    strategy: str = typer.Option("vapal", "--strategy", help="random (the first batch: needs no labels), entropy, "
+                                 "least-confidence, bert-km, badge, coreset, vapal, vapal-alps, vapal-badge."),
+    n: int = typer.Option(50, "--n", help="Rows to choose."),
+    text_column: str = typer.Option("text", "--text-column"),
+    id_column: str = typer.Option("id", "--id-column"),
+    label_column: str = typer.Option("label", "--label-column", help="Label column of the --labeled file."),
+    labels: str = typer.Option(None, "--labels", help="The label set, comma-separated: labels outside it are "
+                               "refused (default: whatever the labelled file holds)."),
+    encoder: str = typer.Option("all-minilm-l6-v2", "--encoder", help="Embedded encoder, hub id or folder."),
+    trainable_layers: int = typer.Option(0, "--trainable-layers"),
+    max_length: int = typer.Option(128, "--max-length"),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the round's summary as JSON."),
+) -> None:
+    """Choose the next rows for a person to label, from the labels given so far."""
+    import torch
+
+    from tunelab.active.labelling import parse_label_set
+    from tunelab.active.query import QueryConfig, run_query
+
+    torch.set_num_threads(min(torch.get_num_threads(), 4))
+    config = QueryConfig(dataset=dataset, out=out, labeled=labeled, strategy=strategy, n=n, text_column=text_column,
+                         id_column=id_column, label_column=label_column, labels=parse_label_set(labels),
+                         encoder=encoder, trainable_layers=trainable_layers, max_length=max_length, seed=seed)
+    summary = run_query(config, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(f"{summary['written']} rows to label in {out} ({strategy}; pool {summary['pool']}, labelled "
+               f"{summary['labeled']}, unlabelled {summary['unlabeled']}"
+               + (f", labels {', '.join(summary['labels'])})" if summary["labels"] else ")"))
+    typer.echo(f"add a '{label_column}' to each row, append them to the labelled file and run again with --labeled")
 
 
 @app.command("bench")

@@ -96,9 +96,12 @@ class Badge:
     name: str = "badge"
 
     def query(self, model, pool, labeled_idx, n, rng):
-        free = unlabeled_indices(len(pool), labeled_idx, n)
-        a, h = badge.gradient_factors(model.predict_proba(pool, free), model.embed(pool, free))
-        return free[clustering.kmeanspp_seeding(badge.FactorisedDistances(a, h), n, rng)]
+        return self.select(model, pool, unlabeled_indices(len(pool), labeled_idx, n), n, rng)
+
+    def select(self, model, pool, candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n of the given candidate pool indices (for callers that keep their own unlabelled set)."""
+        a, h = badge.gradient_factors(model.predict_proba(pool, candidates), model.embed(pool, candidates))
+        return candidates[clustering.kmeanspp_seeding(badge.FactorisedDistances(a, h), n, rng)]
 
 
 @dataclasses.dataclass
@@ -151,13 +154,16 @@ class Vapal:
         return directions * weight[:, None]
 
     def query(self, model, pool, labeled_idx, n, rng):
-        free = unlabeled_indices(len(pool), labeled_idx, n)
-        reps = self.representations(model, pool, free, seed=int(rng.integers(2**31)))
+        return self.select(model, pool, unlabeled_indices(len(pool), labeled_idx, n), n, rng)
+
+    def select(self, model, pool, candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n of the given candidate pool indices (for callers that keep their own unlabelled set)."""
+        reps = self.representations(model, pool, candidates, seed=int(rng.integers(2**31)))
         if self.selector == "alps":
             picked = clustering.kmeans_representatives(reps, n, seed=int(rng.integers(2**31)))
         else:
             picked = clustering.kmeanspp_seeding(badge.DenseDistances(reps), n, rng)
-        return free[picked]
+        return candidates[picked]
 
 
 STRATEGIES = {
