@@ -32,7 +32,13 @@ from common import HERE, RESULTS, databases, write_readme  # noqa: E402
 from tunelab.io import atomic_write_json  # noqa: E402
 
 ABLATIONS = {"no-grounding": {"ground": False}, "no-grammar": {"constrain": False}, "no-repair": {"repair": False},
-             "no-stop": {"stop_on_answer": False}}
+             "no-resample": {"max_repeats": 0}, "no-stop": {"stop_on_answer": False}}
+SWITCHED_OFF = {"no-grounding": "the controller's searches before the first reply (table list instead; dates too)",
+                "no-grammar": "constrained decoding (free text, parsed)",
+                "no-repair": "the controller's rewrites and hints after a failing or empty query (a retry hint only)",
+                "no-resample": "the sampled reply after a repetition (the first repeated action stops the loop)",
+                "no-stop": "stopping at the first query with rows (the model decides when it is Done)",
+                "paper": "everything above: the paper's prompt and loop"}
 METHODS = ("agent", "baseline", *ABLATIONS, "paper")
 
 
@@ -242,13 +248,16 @@ def write_report(data: dict, name: str) -> None:
             if a:
                 diffs = [float(x["ex"]) - float(y["ex"]) for x, y in zip(a, b)]
                 low, high = bootstrap_ci(diffs)
-                abl_rows.append(f"| {m} | {len(a)} | {100 * statistics.fmean(y['ex'] for y in b):.1f} | "
+                abl_rows.append(f"| {m} | {SWITCHED_OFF.get(m, '')} | {len(a)} | "
+                                f"{100 * statistics.fmean(y['ex'] for y in b):.1f} | "
                                 f"{100 * statistics.fmean(x['ex'] for x in a):.1f} | "
-                                f"{100 * statistics.fmean(diffs):+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] |")
+                                f"{100 * statistics.fmean(diffs):+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | "
+                                f"{sum(not y['executed'] for y in b)} |")
         text += ["Ablations: each switches one part of the agent off (paired with the full agent on the same "
                  "questions; the gain that part carries, with a 95 % bootstrap CI).\n",
-                 "| variant | questions | variant EX % | agent EX % | agent - variant (EX points) |",
-                 "|---|---|---|---|---|", *abl_rows, ""]
+                 "| variant | switched off | questions | variant EX % | agent EX % | agent - variant (EX points) | "
+                 "variant runs without executed SQL |",
+                 "|---|---|---|---|---|---|---|", *abl_rows, ""]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     dbs = sorted({r["db"] for m in methods for r in records[m]})
     width = 0.8 / max(len(methods), 1)
