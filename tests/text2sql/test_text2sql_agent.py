@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tunelab.text2sql.actions import ActionError, parse_action, parse_tool_call
+from tunelab.text2sql.actions import Action, ActionError, parse_action, parse_tool_call
 from tunelab.text2sql.agent import Agent, Candidate, best_candidate
 from tunelab.text2sql.agent_config import AgentConfig
 from tunelab.text2sql.llm import Completion, LLMError, ScriptedLLM, cut_at_stop
@@ -207,7 +207,8 @@ def test_tool_protocol_falls_back_to_the_text_protocol(toolbox):
     llm = ScriptedLLM(['Thought: x\nAction: ExecuteSQL("SELECT count(*) FROM orders")'])
     traj = Agent(toolbox, llm, protocol="tools").run("How many orders?")
     assert traj.status == "answered" and traj.final_sql == "SELECT count(*) FROM orders"
-    assert traj.messages[-2] == {"role": "assistant", "content": 'Thought: x\nAction: ExecuteSQL("SELECT count(*) FROM orders")'}
+    call = traj.messages[-2]["tool_calls"][0]["function"]  # written back as the native call it stands for
+    assert call == {"name": "ExecuteSQL", "arguments": '{"sql": "SELECT count(*) FROM orders"}'}
 
 
 def test_tool_protocol_reads_a_json_call_written_as_text(toolbox):
@@ -216,3 +217,31 @@ def test_tool_protocol_reads_a_json_call_written_as_text(toolbox):
     assert traj.status == "answered" and traj.final_sql == "SELECT count(*) FROM orders"
     bad = ScriptedLLM(['{"name": "Eval", "arguments": {}}', "nothing"])
     assert Agent(toolbox, bad, protocol="tools").run("q").status == "invalid"
+
+
+@pytest.mark.parametrize("reply", [
+    '{"name": "ExecuteSQL", "arguments": {"sql": "SELECT 1"}}',
+    '```json\n{\n  "name": "ExecuteSQL",\n  "arguments": {"sql": "SELECT 1"}\n}\n```',
+    '<tool_call>\n{"name": "ExecuteSQL", "arguments": {"sql": "SELECT 1"}}\n</tool_call>',
+    '<tool_call>{"name": "ExecuteSQL", "arguments": "{\\"sql\\": \\"SELECT 1\\"}"}',  # unclosed tag, string args
+    '{"name": "ExecuteSQL", "arguments": {"sql": "SELECT 1"}}\n{"name": "Done", "arguments": {}}',  # run-on
+    'I will run it. {"function": {"name": "ExecuteSQL", "parameters": {"sql": "SELECT 1"}}}',
+])
+def test_tool_calls_written_as_text_are_read(reply):
+    from tunelab.text2sql.actions import parse_json_call
+
+    assert parse_json_call(reply) == Action("ExecuteSQL", {"sql": "SELECT 1"})
+
+
+def test_text_tool_call_drops_invented_arguments_and_goes_back_as_a_native_call(toolbox):
+    from tunelab.text2sql.actions import parse_json_call
+
+    call = parse_json_call('{"name": "SearchColumn", "arguments": {"query": "city", "table": "customers"}}')
+    assert call == Action("SearchColumn", {"query": "city"})
+    llm = ScriptedLLM(['{"name": "ExecuteSQL", "arguments": {"sql": "SELECT count(*) FROM orders"}}'])
+    traj = Agent(toolbox, llm, protocol="tools").run("How many orders?")
+    model = [s for s in traj.steps if s.actor == "model"]
+    assert traj.status == "answered" and model[0].call_format == "text"
+    assistant = [m for m in traj.messages if m["role"] == "assistant"][-1]
+    assert assistant["tool_calls"][0]["function"]["name"] == "ExecuteSQL"
+    assert traj.messages[-1]["role"] == "tool"

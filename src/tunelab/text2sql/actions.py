@@ -132,29 +132,65 @@ def parse_tool_call(name: str, arguments_json: str) -> Action:
     return bind(name, [], kwargs)
 
 
+TAGGED_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+
+
+def json_objects(text: str):
+    """Every top-level JSON object in `text`, in order; text around and between them is skipped."""
+    decoder = json.JSONDecoder()
+    at = text.find("{")
+    while at != -1:
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            at = text.find("{", at + 1)
+            continue
+        yield value
+        at = text.find("{", end)
+
+
+def as_call(value) -> tuple[str, dict] | None:
+    """(name, arguments) of `{"name", "arguments" | "parameters"}` or `{"function": {...}}` naming one of our
+    tools; arguments may come as a JSON string, as the OpenAI wire format sends them."""
+    if isinstance(value, dict) and isinstance(value.get("function"), dict):
+        value = value["function"]
+    if not isinstance(value, dict) or value.get("name") not in TOOL_SIGNATURES:
+        return None
+    arguments = value.get("arguments", value.get("parameters")) or {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments or "{}")
+        except json.JSONDecodeError:
+            return None
+    return (value["name"], arguments) if isinstance(arguments, dict) else None
+
+
 def parse_json_call(reply: str) -> Action:
-    """A tool call written as text in the native JSON form (`{"name": ..., "arguments": {...}}`, optionally inside
-    `<tool_call>` tags), as small models do when the server did not turn it into a tool call."""
-    text = re.sub(r"</?tool_call>|^```(?:json)?|```$", "", reply.strip()).strip()
-    try:
-        call = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ActionError("no tool call in the reply") from err
-    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-        raise ActionError("no tool call in the reply")
-    return parse_tool_call(call["name"], json.dumps(call.get("arguments") or {}))
+    """A tool call written as text in the native JSON form, as small models do when the server did not turn it into
+    a tool call (Qwen2.5-Coder-0.5B never writes its `<tool_call>` tag): inside `<tool_call>` tags if any, else the
+    first JSON object naming a tool (bare, in a ```json fence, or followed by more calls or chatter). Argument names
+    the tool does not take are dropped (a small model adds SearchValue's `table` to SearchColumn)."""
+    regions = [m.group(1) for m in TAGGED_CALL.finditer(reply)] or [reply]
+    for region in regions:
+        for value in json_objects(region):
+            call = as_call(value)
+            if call is not None:
+                name, arguments = call
+                kept = {k: v for k, v in arguments.items() if k in TOOL_SIGNATURES[name]}
+                return parse_tool_call(name, json.dumps(kept))
+    raise ActionError("no tool call in the reply")
 
 
 def tool_schemas() -> list[dict]:
     """OpenAI function-calling schemas of the five tools."""
     string_or_list = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-    specs = {
+    specs = {  # ExecuteSQL first: a small model tends to call the first tool listed
+        "ExecuteSQL": ("Run one read-only SQL query.", {"sql": {"type": "string"}}, ["sql"]),
         "SearchColumn": ("Columns matching a description, with statistics.", {"query": string_or_list}, ["query"]),
         "SearchValue": ("Stored cell values matching text, exactly as stored.",
                         {"query": string_or_list, "table": string_or_list, "column": string_or_list}, ["query"]),
         "FindShortestPath": ("JOIN clauses linking two tables or columns.",
                              {"start": {"type": "string"}, "end": {"type": "string"}}, ["start", "end"]),
-        "ExecuteSQL": ("Run one read-only SQL query.", {"sql": {"type": "string"}}, ["sql"]),
         "Done": ("Finish after ExecuteSQL returned the answer.", {}, []),
     }
     return [{"type": "function", "function": {"name": n, "description": d,

@@ -52,6 +52,7 @@ class Step:
     completion_tokens: int = 0
     llm_s: float = 0.0
     tool_s: float = 0.0
+    call_format: str = ""  # tools protocol: "native" (the server's tool call) or "text" (read from the reply)
 
 
 @dataclasses.dataclass
@@ -148,14 +149,16 @@ class Agent:
             action, call_id, problem = self._parse(completion, allowed)
             tool_start = time.perf_counter()
             observation, stop, extra = self._act(traj, state, action, problem)
+            call_format = "" if cfg.protocol != "tools" else "native" if completion.tool_calls else \
+                "text" if action is not None else ""
             step = Step(turn, "model", completion.text, dataclasses.asdict(action) if action else None,
                         observation.text, observation.ok, completion.prompt_tokens, completion.completion_tokens,
-                        completion.latency_s, time.perf_counter() - tool_start)
+                        completion.latency_s, time.perf_counter() - tool_start, call_format)
             self._record(traj, step)
             for why, tool_action, tool_observation in extra:
                 self._record(traj, Step(turn, "controller", why, dataclasses.asdict(tool_action),
                                         tool_observation.text, tool_observation.ok))
-            self._append(messages, completion, call_id, observation)
+            self._append(messages, completion, call_id, action, observation, turn)
             if stop:
                 traj.status = stop
                 break
@@ -298,11 +301,13 @@ class Agent:
 
     @staticmethod
     def _text_fallback(text: str) -> Action:
-        """The JSON form of a tool call written as text, else the Thought/Action text protocol."""
+        """The JSON form of a tool call written as text, else the Thought/Action text protocol. A call that was
+        found but is wrong keeps its own message (what is wrong), so the model can fix it."""
         try:
             return parse_json_call(text)
-        except ActionError:
-            pass
+        except ActionError as err:
+            if "no tool call" not in str(err):
+                raise
         try:
             return parse_action(text)
         except ActionError:
@@ -321,12 +326,20 @@ class Agent:
         except TypeError as err:  # a list where a string was needed, and the like
             return Observation(f"Invalid arguments for {action.name}: {err}", ok=False)
 
-    def _append(self, messages: list[dict], completion, call_id: str | None, observation: Observation) -> None:
-        if self.config.protocol == "tools" and call_id is not None:
-            call = completion.tool_calls[0]
-            messages.append({"role": "assistant", "content": completion.text or None, "tool_calls": [
-                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}]})
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": observation.text})
+    def _append(self, messages: list[dict], completion, call_id: str | None, action: Action | None,
+                observation: Observation, turn: int) -> None:
+        """The reply and its observation into the history. With the tools protocol a call read from the text goes
+        back as a native call too: the chat template then shows the model its own tool-call format (Qwen's
+        `<tool_call>` tags) instead of reinforcing bare JSON."""
+        if self.config.protocol == "tools" and (call_id is not None or action is not None):
+            if call_id is not None:
+                call = completion.tool_calls[0]
+                name, arguments, text = call.name, call.arguments, completion.text or None
+            else:
+                call_id, name, arguments, text = f"text_{turn}", action.name, json.dumps(action.arguments), None
+            messages.append({"role": "assistant", "content": text, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": observation.text})
             return
         messages.append({"role": "assistant", "content": completion.text.strip() or "(empty reply)"})
         messages.append({"role": "user", "content": f"Observation: {observation.text}"})

@@ -91,6 +91,20 @@ class OpenAILLM:
         self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "not-needed",
                                     timeout=timeout_s, max_retries=max_retries)
         self.base_url = base_url or "the default OpenAI endpoint"
+        self.send_tool_choice = True
+
+    def _create(self, kwargs: dict):
+        """One request; a server that refuses `tool_choice` is asked again without it (and never again with it)."""
+        import openai
+
+        try:
+            return self.client.chat.completions.create(**kwargs)
+        except openai.BadRequestError as err:
+            if "tool_choice" not in kwargs or "tool" not in str(err).lower():
+                raise
+            self.send_tool_choice = False
+            kwargs = {k: v for k, v in kwargs.items() if k != "tool_choice"}
+            return self.client.chat.completions.create(**kwargs)
 
     def complete(self, messages, stop=None, max_tokens=384, tools=None, grammar=None, temperature=None,
                  seed=None) -> Completion:
@@ -104,9 +118,11 @@ class OpenAILLM:
             kwargs["stop"] = stop[:4]  # the API accepts at most four
         if tools:
             kwargs["tools"] = tools
+            if self.send_tool_choice:  # every agent turn calls a tool; vLLM then forces a call (structured output)
+                kwargs["tool_choice"] = "required"
         start = time.perf_counter()
         try:
-            response = self.client.chat.completions.create(**kwargs)
+            response = self._create(kwargs)
         except openai.APIConnectionError as err:
             raise LLMError(f"LLM endpoint {self.base_url} is unreachable: {err}") from err
         except openai.APIStatusError as err:

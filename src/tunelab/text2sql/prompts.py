@@ -3,6 +3,8 @@ full-schema prompt of the single-shot baseline."""
 
 from __future__ import annotations
 
+import json
+
 from tunelab.text2sql.schema import Schema
 
 STOP_SEQUENCES = ["\nObservation", "\nThought", "[END]"]
@@ -87,6 +89,15 @@ Question: How many students attend schools in Springfield?"""},
 ]
 
 
+def tool_call_example() -> list[dict]:
+    """COMPACT_EXAMPLE's worked turn as a native tool call and its result, for the tools protocol."""
+    sql = "SELECT count(*) FROM student JOIN school ON student.school_id = school.id WHERE school.city = 'Springfield '"
+    return [COMPACT_EXAMPLE[0],
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "example", "type": "function", "function": {
+                "name": "ExecuteSQL", "arguments": json.dumps({"sql": sql})}}]},
+            {"role": "tool", "tool_call_id": "example", "content": "count(*)\n42\n[1 row]"}]
+
+
 def dialect_name(schema: Schema) -> str:
     return {"sqlite": "SQLite", "duckdb": "DuckDB", "postgres": "PostgreSQL"}.get(schema.dialect, schema.dialect)
 
@@ -102,13 +113,12 @@ def compact_messages(schema: Schema, question: str, context: str, evidence: str 
                      example: bool = True, protocol: str = "text") -> list[dict]:
     """The prompt sized for small models: short instructions, one worked turn in the exact action format (as a
     real user/assistant exchange), then the controller's schema slice and the question. With native tool calling
-    (`protocol="tools"`) the instructions name the tools and the worked turn is left out."""
+    (`protocol="tools"`) the instructions name the tools and the worked turn is a native tool call."""
     user = f"{context}\nQuestion: {question}" + (f"\nHint: {evidence}" if evidence else "")
     template = TOOL_CALL_INSTRUCTIONS if protocol == "tools" else COMPACT_INSTRUCTIONS
-    example = example and protocol == "text"
     system = template.format(dialect=dialect_name(schema))
-    return [{"role": "system", "content": system}, *(COMPACT_EXAMPLE if example else []),
-            {"role": "user", "content": user}]
+    shown = (tool_call_example() if protocol == "tools" else COMPACT_EXAMPLE) if example else []
+    return [{"role": "system", "content": system}, *shown, {"role": "user", "content": user}]
 
 
 def table_summary(schema: Schema) -> str:
