@@ -245,3 +245,14 @@ def test_text_tool_call_drops_invented_arguments_and_goes_back_as_a_native_call(
     assistant = [m for m in traj.messages if m["role"] == "assistant"][-1]
     assert assistant["tool_calls"][0]["function"]["name"] == "ExecuteSQL"
     assert traj.messages[-1]["role"] == "tool"
+
+
+def test_a_repetition_is_corrected_with_the_slice_and_a_sampled_reply(toolbox):
+    bad = 'Thought: x\nAction: ExecuteSQL("SELECT count(*) FROM orders WHERE town = 1")'
+    good = "Thought: y\nAction: ExecuteSQL(\"SELECT count(*) FROM orders JOIN customers ON orders.customer_id = " \
+           "customers.customer_id WHERE customers.city = 'Nice '\")"
+    llm = GrammarAwareScript([bad, bad, good])
+    traj = Agent(toolbox, llm).run("How many orders were placed by customers from Nice?")
+    correction = [s for s in traj.steps if s.actor == "model"][1].observation
+    assert "already" in correction and "Start from: FROM" in correction and "'Nice '" in correction
+    assert llm.temperatures == [None, None, 0.7] and traj.status == "answered"

@@ -120,6 +120,7 @@ class LoopState:
     retry_hints: int = 0
     force_sql: bool = False
     sample_next: bool = False  # after a repetition: sample the next reply (greedy would repeat it)
+    reminder: str = ""  # the grounding's join clause and conditions, repeated in a correction
 
 
 class Agent:
@@ -133,8 +134,8 @@ class Agent:
         cfg = self.config
         traj = Trajectory(question, self.toolbox.db.location, getattr(self.llm, "name", "?"), cfg.protocol)
         start = time.perf_counter()
-        messages = self._first_messages(traj, question, evidence)
         state = LoopState()
+        messages = self._first_messages(traj, question, evidence, state)
         for turn in range(1, cfg.max_turns + 1):
             if cfg.budget_s is not None and time.perf_counter() - start > cfg.budget_s:
                 traj.status = "budget"
@@ -169,7 +170,7 @@ class Agent:
         traj.wall_s = time.perf_counter() - start
         return traj
 
-    def _first_messages(self, traj: Trajectory, question: str, evidence: str) -> list[dict]:
+    def _first_messages(self, traj: Trajectory, question: str, evidence: str, state: "LoopState") -> list[dict]:
         cfg, schema = self.config, self.toolbox.schema
         if cfg.style == "paper":
             return agent_messages(schema, question, evidence)
@@ -181,6 +182,7 @@ class Agent:
                 self._record(traj, Step(0, "controller", "", dataclasses.asdict(action), observation.text,
                                         observation.ok, tool_s=each))
             context = grounding.render(self.toolbox.db.quote_if_needed)
+            state.reminder = grounding.reminder(self.toolbox.db.quote_if_needed)
         else:
             context = f"Tables:\n{table_summary(schema)}"
         return compact_messages(schema, question, context, evidence, example=cfg.example, protocol=cfg.protocol)
@@ -206,8 +208,10 @@ class Agent:
                 return Observation("Repeated action: stopping.", ok=False), "repetition", []
             state.force_sql, state.sample_next = True, True
             what = "ran this query" if action.name == "ExecuteSQL" else "did that"
-            return Observation(f"You {what} already. Write a different SQL query with ExecuteSQL.", ok=False), \
-                None, []
+            # a small model forgets the slice a few turns later: its join clause and conditions come back here
+            hint = f" {state.reminder}" if state.reminder else ""
+            return Observation(f"You {what} already. Write a different SQL query with ExecuteSQL.{hint}",
+                               ok=False), None, []
         if problem is not None:
             state.invalid_in_a_row += 1
             stop = "invalid" if state.invalid_in_a_row >= 2 else None

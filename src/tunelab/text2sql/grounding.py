@@ -71,6 +71,19 @@ class Grounding:
         return "\n".join(lines)
 
 
+    def reminder(self, quote=lambda s: s) -> str:
+        """The slice's join clause and conditions in one line, for a model that went astray."""
+        parts = []
+        if self.joins:
+            parts.append("FROM " + quote(next(iter(self.tables))) + " " + " ".join(self.joins))
+        first = {v.phrase: v for v in reversed(self.values)}.values()  # a phrase's best column only
+        conditions = [f"{quote(v.table)}.{quote(v.column)} = {sql_literal(v.value)}" for v in first]
+        conditions += self.date_filters
+        if conditions:
+            parts.append("WHERE " + " AND ".join(conditions))
+        return f"Start from: {' '.join(parts)}" if parts else ""
+
+
 def words(question: str) -> list[str]:
     return [w.strip("'.,-") for w in WORD.findall(question) if w.strip("'.,-")]
 
