@@ -54,6 +54,25 @@ def write_readme() -> Path:
                         [[r["method"], _fmt(r["slope"]), _fmt(r["slope_std"]), _fmt(r["pearson"]), _fmt(r["spread"]),
                           _fmt(r["kl"]), _fmt(r["loss"])] for r in theory["results"]]).to_markdown(), "",
                   "![theory](results/theory.png)", ""]
+    enum = _load("enumerable.json")
+    if enum:
+        from tunelab.align.preference.enumerable_report import summary_rows
+
+        c, s = enum["config"], enum["summary"]
+        parts += ["## Enumerable study: a transformer LM over a finite response set", "",
+                  f"`python benchmarks/align/bench_enumerable.py`: {c['prompts']} prompts x "
+                  f"{c['tokens'] ** c['positions']} responses ({c['positions']} positions x {c['tokens']} tokens), "
+                  f"r* ~ N(0, {c['reward_scale']}) per (prompt, response), beta {c['beta']}, one fixed rejected partner "
+                  f"per preferred response (a comparison graph that is not strongly connected), a {c['layers']}-layer "
+                  f"transformer, {c['inits']} initialisations, {c['steps']} full-batch steps at lr {c['learning_rate']}; "
+                  f"data seeds {c['seeds']}. N = records per prompt (exact: the expected loss). Mean +/- 95 % CI "
+                  f"half-width over the data seeds (t, ddof=1). J(pi*) = {s['J_optimal']['mean']:.3f}, "
+                  f"J(pi_ref) = {s['J_reference']['mean']:.3f}.", ""]
+        headers = ["method", "slope", "Pearson r", "slope-1 error", "spread over inits", "KL to ref", "J"]
+        for size in map(str, c["sizes"]):
+            parts += [f"N = {'exact expected loss' if size == '0' else size}:", "",
+                      Table(headers, summary_rows(s, size)).to_markdown(), ""]
+        parts += ["![enumerable](results/enumerable.png)", ""]
     study = _load("study.json")
     if study:
         s = study["summary"]

@@ -1,0 +1,1 @@
+"""DPO / EPA preference alignment (the target home of the preference stack; new code lands here first)."""
