@@ -23,7 +23,7 @@ def test_ask_prints_steps_sql_and_result(shop_path, scripted, capsys):
     code = main(["sql", "ask", "--db", str(shop_path), "--encoder", "none", "How many customers live in Nice?"])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.index("--- controller: SearchColumn") < out.index("--- turn 1")  # the controller's grounding first
+    assert out.index("--- controller (grounding: the columns closest to the question): SearchColumn") < out.index("--- turn 1")  # the controller's grounding first
     assert "customers.city = 'Nice '" in out
     assert "SQL: SELECT count(*) AS n FROM customers WHERE city = 'Nice '" in out
     assert "=== answered after 2 turns" in out  # one search allowed, then the SQL that returned rows ends it
@@ -97,3 +97,19 @@ def test_index_dir_option_puts_the_index_there(shop_path, scripted, tmp_path, ca
     assert main(["sql", "ask", "--db", str(shop_path), "--encoder", "none", "--index-dir", str(other),
                  "How many customers live in Lyon?"]) == 0
     assert any(other.iterdir())  # the controller's SearchValue built its index there
+
+
+def test_ask_prints_why_the_controller_acted(shop_path, scripted, capsys):
+    scripted += ["Thought: count\nAction: ExecuteSQL(\"SELECT count(*) AS n FROM customers WHERE city = 'nice'\")"]
+    assert main(["sql", "ask", "--db", str(shop_path), "--encoder", "none", "How many customers live in Nice?"]) == 0
+    out = capsys.readouterr().out
+    assert "--- controller (grounding: where the question's phrases are stored): SearchValue(" in out
+    assert "--- controller (rewrite: used the stored spelling 'Nice '): ExecuteSQL(" in out
+
+
+def test_format_step_shows_a_native_call_that_is_not_in_the_text():
+    from tunelab.text2sql.agent import Step
+
+    step = Step(2, "model", "", {"name": "ExecuteSQL", "arguments": {"sql": "SELECT 1"}}, "1", True, llm_s=0.5,
+                call_format="native")
+    assert sql_cli.format_step(step) == "--- turn 2 (0.5 s, native call)\nAction: ExecuteSQL(sql='SELECT 1')\nObservation: 1"

@@ -40,6 +40,14 @@ MAX_RETRY_HINTS = 3
 MAX_REPAIR_ROUNDS = 3  # rewrite -> rerun -> rewrite the new error: a join added can make a name ambiguous
 
 
+# Why the controller runs each tool before the model's first reply (a controller step's `reply`).
+GROUNDING_REASONS = {
+    "SearchColumn": "grounding: the columns closest to the question",
+    "SearchValue": "grounding: where the question's phrases are stored",
+    "FindShortestPath": "grounding: the join path between the tables found",
+}
+
+
 @dataclasses.dataclass
 class Step:
     turn: int  # 0: the controller's grounding, before the model's first reply
@@ -179,8 +187,8 @@ class Agent:
             grounding = ground(self.toolbox, question)
             each = (time.perf_counter() - tool_start) / max(len(grounding.steps), 1)
             for action, observation in grounding.steps:
-                self._record(traj, Step(0, "controller", "", dataclasses.asdict(action), observation.text,
-                                        observation.ok, tool_s=each))
+                self._record(traj, Step(0, "controller", GROUNDING_REASONS.get(action.name, "grounding"),
+                                        dataclasses.asdict(action), observation.text, observation.ok, tool_s=each))
             context = grounding.render(self.toolbox.db.quote_if_needed)
             state.reminder = grounding.reminder(self.toolbox.db.quote_if_needed)
         else:

@@ -32,6 +32,23 @@ def agent_config(style: str, **settings):
     return AgentConfig.paper(**chosen) if style == "paper" else AgentConfig(**chosen)
 
 
+def format_step(step) -> str:
+    """One trajectory step as `sql ask` prints it: who acted, why (a controller step), the call and its observation."""
+    if step.actor == "controller":
+        why = f" ({step.reply})" if step.reply else ""
+        return f"--- controller{why}: {_call(step.action)}\nObservation: {step.observation}"
+    via = f", {step.call_format} call" if step.call_format else ""
+    said = step.reply.strip()
+    if step.call_format == "native":  # the call is not in the reply's text
+        said = f"{said}\nAction: {_call(step.action)}".strip()
+    return f"--- turn {step.turn} ({step.llm_s:.1f} s{via})\n{said}\nObservation: {step.observation}"
+
+
+def _call(action: dict) -> str:
+    arguments = ", ".join(f"{k}={v!r}" for k, v in action["arguments"].items())
+    return f"{action['name']}({arguments})"
+
+
 def _open(db: str | Path):
     """A database file, or a PostgreSQL URL (`postgresql://user@host:port/dbname`, `postgresql:` for PG* variables)."""
     from tunelab.text2sql.db import is_postgres_url, open_database
@@ -78,14 +95,8 @@ def ask(
         llm = make_llm(model, base_url, threads)
 
         def show(step) -> None:
-            if as_json:
-                return
-            if step.actor == "controller":
-                arguments = ", ".join(f"{k}={v!r}" for k, v in step.action["arguments"].items())
-                typer.echo(f"--- controller: {step.action['name']}({arguments})\nObservation: {step.observation}")
-            else:
-                typer.echo(f"--- turn {step.turn} ({step.llm_s:.1f} s)\n{step.reply.strip()}\n"
-                           f"Observation: {step.observation}")
+            if not as_json:
+                typer.echo(format_step(step))
 
         traj = Agent(box, llm, config, on_step=show).run(question)
         box.close()
