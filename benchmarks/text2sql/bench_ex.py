@@ -6,7 +6,7 @@ with the ablation of each part of the agent's design.
         [--limit N] [--budget-min M] [--fresh] [--report]
 
 Methods: `baseline` (every CREATE TABLE, one completion), `agent` (AgentConfig defaults), the ablations
-`no-grounding`, `no-grammar`, `no-repair`, `no-stop` (each switches one part off), and `paper` (the paper's prompt
+`no-grounding`, `no-grammar`, `no-repair`, `no-resample`, `no-stop` (each switches one part off), and `paper` (the paper's prompt
 and loop). Questions are taken round-robin over the databases (so any prefix is balanced); every method answers a
 question before the next question starts (paired). No per-question time budget: results do not depend on machine
 load. Results are saved after every answer; a rerun with the same model resumes after what was answered.
