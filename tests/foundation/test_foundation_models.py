@@ -23,7 +23,7 @@ def test_unknown_model_is_one_line_exit_2(capsys):
 
 @pytest.mark.slow
 def test_smollm2_generates_tokens():
-    from tunelab.models_demo import generate
+    from tunelab.models.demo import generate
 
     text, n_tokens, _ = generate(models.SMOLLM2.name, "What is the capital of France?", max_new_tokens=8)
     assert n_tokens >= 5

@@ -83,7 +83,7 @@ def test_demo_report_renders_in_headless_chromium(tmp_path):
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI (make setup installs it)")
         pytest.skip("chromium not installed")
-    assert main(["demo", "--out", str(tmp_path / "report"), "--only", "models_demo"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "report"), "--only", "models.demo"]) == 0
     index = tmp_path / "report" / "index.html"
     shot = tmp_path / "shot.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

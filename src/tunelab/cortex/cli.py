@@ -6,7 +6,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from tunelab.errors import UserError
@@ -71,6 +70,8 @@ def fit(
     """Fit a CNN encoding model to a recording; report FEVE and oracle metrics on held-out images."""
     import sys
 
+    import numpy as np
+
     from tunelab.cortex.fit import FitConfig, fit_model
     from tunelab.cortex.model import ModelConfig
     from tunelab.cortex.recording import load_recording
@@ -108,6 +109,7 @@ def map_command(
     """Preferred images for every pixel, functional domains and their labels (plus optional MEIs)."""
     import io
 
+    import numpy as np
     import torch
 
     from tunelab.cortex import mapping
@@ -167,6 +169,8 @@ def verify(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show each domain's preferred images in new imaging and measure domain selectivity (and ARI on simulations)."""
+    import numpy as np
+
     from tunelab.cortex import verify as verify_lib
     from tunelab.cortex.images import ImageBank
     from tunelab.cortex.pipeline import DomainMap, verify_in_silico

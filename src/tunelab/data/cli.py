@@ -6,21 +6,23 @@ import json
 
 import typer
 
-from tunelab import data
+from tunelab.data.corpora import BUILTIN_CORPORA
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("info")
 def info(
-    source: str = typer.Argument(..., help=f"A built-in corpus ({', '.join(data.BUILTIN_CORPORA)}), a .jsonl/.csv/"
+    source: str = typer.Argument(..., help=f"A built-in corpus ({', '.join(BUILTIN_CORPORA)}), a .jsonl/.csv/"
                                            ".tsv/.parquet file, or a Hugging Face dataset name."),
     text_column: str = typer.Option("text", help="Column holding the text."),
     label_column: str = typer.Option("label", help="Column holding the label."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Size, labels and label counts of a labeled-text dataset."""
-    ds = data.load_labeled_text(source, text_column=text_column, label_column=label_column)
+    from tunelab.data.labeled import load_labeled_text
+
+    ds = load_labeled_text(source, text_column=text_column, label_column=label_column)
     train, test = ds.train_test_split(0.2)
     summary = {"name": ds.name, "texts": len(ds), "labels": ds.num_labels, "label_counts": ds.label_counts(),
                "train": len(train), "test": len(test),

