@@ -1,7 +1,7 @@
 """The EX harness against an OpenAI-compatible server with native tool calling: `transformers serve` on
 127.0.0.1 serving the same embedded Qwen2.5-Coder-0.5B-Instruct, the agent talking to it with `--protocol tools`.
 
-    .venv/bin/python benchmarks/text2sql/bench_endpoint.py [--limit 6]
+    .venv/bin/python benchmarks/text2sql/bench_endpoint.py [--limit 6] [--fresh]
 
 Writes results/endpoint.json / .md / .png through bench_ex.py, plus the share of the model's replies that came
 back as native tool calls (what shows the endpoint path uses tool calling, not the text protocol).
@@ -56,6 +56,7 @@ def model_folder() -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=6)
+    parser.add_argument("--fresh", action="store_true", help="rerun the questions already in results/endpoint.json")
     args = parser.parse_args()
     folder = model_folder()
     port = free_port()
@@ -74,7 +75,7 @@ def main() -> None:
                 time.sleep(2)
         subprocess.run([sys.executable, str(HERE / "bench_ex.py"), "--methods", "agent,baseline", "--out", "endpoint",
                         "--base-url", f"http://127.0.0.1:{port}/v1", "--model", str(folder), "--protocol", "tools",
-                        "--limit", str(args.limit)], check=True)
+                        "--limit", str(args.limit), *(["--fresh"] if args.fresh else [])], check=True)
     finally:
         server.terminate()
         try:
