@@ -1,13 +1,13 @@
 """Enumerable study (tiny transformer LM, finite response set, exact pi* and J): DPO vs EPA over data seeds.
 
 Writes results/enumerable.json after every (method, seed) cell, so a stopped run resumes with the same flags;
-then results/enumerable.png and the README. Every EnumerableConfig field has a flag.
+then results/enumerable.png and the README (the same library call as `tunelab align enumerable --out
+benchmarks/align/results`). Every EnumerableConfig field has a flag.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -15,27 +15,22 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from readme import RESULTS, write_readme  # noqa: E402
 
-from tunelab.align.preference.enumerable_report import enumerable_figure, summary_rows  # noqa: E402
-from tunelab.align.preference.enumerable_study import EXACT, EnumerableConfig, run_study  # noqa: E402
-from tunelab.io import atomic_savefig  # noqa: E402
+from tunelab.align.config_options import config_fields, field_value  # noqa: E402
+from tunelab.align.preference.enumerable_report import summary_rows  # noqa: E402
+from tunelab.align.preference.enumerable_study import EXACT, EnumerableConfig, run_into  # noqa: E402
 from tunelab.progress import track  # noqa: E402
-
-STORE = RESULTS / "enumerable.json"
 
 
 def parse_config() -> EnumerableConfig:
+    """Every EnumerableConfig field as a flag (tuples comma-separated), parsed as `tunelab align enumerable` does."""
     parser = argparse.ArgumentParser(description=__doc__)
-    for field in dataclasses.fields(EnumerableConfig):
+    for field, _ in config_fields(EnumerableConfig):
         default = field.default
-        if isinstance(default, tuple):
-            parser.add_argument(f"--{field.name.replace('_', '-')}", default=",".join(map(str, default)))
-        else:
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(default), default=default)
-    ns = vars(parser.parse_args())
-    ns["methods"] = tuple(ns["methods"].split(","))
-    for key in ("sizes", "seeds"):
-        ns[key] = tuple(int(v) for v in ns[key].split(","))
-    return EnumerableConfig(**ns)
+        text = isinstance(default, tuple)
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=str if text else type(default),
+                            default=",".join(map(str, default)) if text else default)
+    values = vars(parser.parse_args())
+    return EnumerableConfig(**{name: field_value(EnumerableConfig, name, v) for name, v in values.items()})
 
 
 def main() -> None:
@@ -43,8 +38,7 @@ def main() -> None:
 
     torch.set_num_threads(1)  # a benchmark script may; the library never does
     cfg = parse_config()
-    outcome = run_study(cfg, store=STORE, progress=lambda cells: track(cells, "enumerable study"))
-    atomic_savefig(enumerable_figure(outcome["summary"]), RESULTS / "enumerable.png")
+    outcome = run_into(cfg, RESULTS, progress=lambda cells: track(cells, "enumerable study"))
     for size in map(str, cfg.sizes):
         print(f"N = {'exact' if int(size) == EXACT else size}: method, slope, r, slope-1 error, spread, KL, J")
         for row in summary_rows(outcome["summary"], size):

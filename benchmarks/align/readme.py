@@ -60,7 +60,8 @@ def write_readme() -> Path:
 
         c, s = enum["config"], enum["summary"]
         parts += ["## Enumerable study: a transformer LM over a finite response set", "",
-                  f"`python benchmarks/align/bench_enumerable.py`: {c['prompts']} prompts x "
+                  f"`python benchmarks/align/bench_enumerable.py` (or `tunelab align enumerable --out "
+                  f"benchmarks/align/results`, the same call): {c['prompts']} prompts x "
                   f"{c['tokens'] ** c['positions']} responses ({c['positions']} positions x {c['tokens']} tokens), "
                   f"r* ~ N(0, {c['reward_scale']}) per (prompt, response), beta {c['beta']}, one fixed rejected partner "
                   f"per preferred response (a comparison graph that is not strongly connected), a {c['layers']}-layer "

@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/align/poft/run_poft_study.py --n-train 400 --n-test 200 --epochs 3   # larger
     .venv/bin/python benchmarks/align/poft/run_poft_study.py --cost-only --cost-steps 24   # step cost alone
     .venv/bin/python benchmarks/align/poft/run_poft_study.py --followup    # SFT / PoFT, then DPO / EPA
+    .venv/bin/python benchmarks/align/poft/run_poft_study.py --followup --methods poft --n-val 24 \
+        --stages epa epa+nll_weight=1 epa+dpop_lambda=50 --followup-name poft_guards   # guards, chosen on validation
 
 Writes results/poft_study.json (with --cost-only results/poft_cost.json, with --followup results/poft_followup.json
 and poft_followup.png), results/poft_accuracy.png and README.md (tables generated from the JSON files).
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from tunelab.align.poft_followup import FollowupSettings
 from tunelab.align.poft_study import StudySettings, plot, run_study, step_time_ratio, table_rows
 from tunelab.align.poft_tasks import TASKS, corrupt, make_problems
 from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text
@@ -29,11 +32,39 @@ from tunelab.report import Table
 HERE = Path(__file__).parent
 
 
+def _cell(value: dict, digits: int = 3) -> str:
+    if len(value.get("values", ())) == 1:  # one seed: no spread to show
+        return f"{value['mean']:.{digits}f}"
+    return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+
+
+def guards_section(follow: dict, name: str) -> list[str]:
+    """Per second stage: test and validation accuracy and the chosen response's log-prob; the stage chosen on
+    validation marked."""
+    rows = []
+    for first, by in follow["accuracy"].items():
+        chosen = (follow.get("chosen_on_validation") or {}).get(first)
+        for stage, cell in by.items():
+            label = "alone" if stage == "none" else f"then {stage}" + (" (chosen on validation)" if stage == chosen else "")
+            rows.append([first.upper(), label, _cell(cell), _cell(follow["val_accuracy"][first][stage]),
+                         _cell(follow["chosen_logp"][first][stage], 2)])
+    f = follow["followup"]
+    return [f"## Displacement guards: PoFT, then EPA with guards (`results/{name}.json`)", "",
+            f"As the section above, with {follow['validation_problems']} validation problems (neither training nor "
+            f"test problems) on which the guarded stage is chosen (ties: the earlier in --stages); test accuracy is "
+            f"never used to choose. Mean (± std where more than one seed) "
+            f"over seeds {', '.join(map(str, follow['settings']['seeds']))}; chosen log-prob = mean log pi(chosen | "
+            f"prompt) over the {follow['preference_pairs']} training pairs (displacement lowers it). Stage options: "
+            "`tunelab.align.preference.guards` (docs/align.md). "
+            f"Second stages: {f['epochs']} epochs, batch {f['batch_size']}, lr {f['learning_rate']}, beta {f['beta']}.",
+            "", Table(["first stage", "second stage", "test accuracy", "validation accuracy", "chosen log-prob"],
+                      rows).to_markdown(), "", f"![guards](results/{name}.png)", ""]
+
+
 def followup_section(follow: dict) -> list[str]:
     f, stages = follow["followup"], list(next(iter(follow["accuracy"].values())))
     table = Table(["first stage", *["alone" if st == "none" else f"then {st.upper()}" for st in stages]],
-                  [[first.upper(), *[f"{by[st]['mean']:.3f} ± {by[st]['std']:.3f}" for st in stages]]
-                   for first, by in follow["accuracy"].items()])
+                  [[first.upper(), *[_cell(by[st]) for st in stages]] for first, by in follow["accuracy"].items()])
     return ["## PoFT, then DPO or EPA", "",
             f"First stage on {f['noise']:.0%} corrupted SFT data (as above); second stage a fresh LoRA (r={f['lora_r']}) "
             f"on the merged first-stage model, trained on {follow['preference_pairs']} verified pairs (clean working "
@@ -44,7 +75,7 @@ def followup_section(follow: dict) -> list[str]:
             "![followup](results/poft_followup.png)", ""]
 
 
-def readme(results: dict, cost: dict | None, follow: dict | None = None) -> str:
+def readme(results: dict, cost: dict | None, follow: dict | None = None, guards: dict | None = None) -> str:
     s = results["settings"]
     accuracy = Table(["corrupted responses", *[m.upper() for m in s["methods"]]], table_rows(results))
     scoring = results["scoring"]
@@ -91,12 +122,22 @@ def readme(results: dict, cost: dict | None, follow: dict | None = None) -> str:
                   f"{', load average %.1f' % cost['load_average_1min'] if 'load_average_1min' in cost else ''}.", ""]
     if follow:
         lines += followup_section(follow)
+    if guards and "val_accuracy" in guards:
+        lines += guards_section(guards, GUARDS_NAME)
     return "\n".join(lines)
 
 
-def stored_followup(results_dir: Path) -> dict | None:
-    path = results_dir / "poft_followup.json"
+GUARDS_NAME = "poft_guards"
+
+
+def stored_followup(results_dir: Path, name: str = "poft_followup") -> dict | None:
+    path = results_dir / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_readme(out: Path, results_dir: Path, study: dict, cost: dict | None) -> None:
+    atomic_write_text(out / "README.md", readme(study, cost, stored_followup(results_dir),
+                                                stored_followup(results_dir, GUARDS_NAME)))
 
 
 def latest_cost(results: dict, results_dir: Path) -> dict | None:
@@ -114,25 +155,31 @@ def cost_only(settings: StudySettings, cache_dir: Path | None, results_dir: Path
     atomic_write_json(results_dir / "poft_cost.json", cost)
     study = results_dir / "poft_study.json"
     if study.is_file():
-        atomic_write_text(out / "README.md", readme(json.loads(study.read_text()), cost, stored_followup(results_dir)))
+        write_readme(out, results_dir, json.loads(study.read_text()), cost)
     print(json.dumps(cost, indent=1))
     return 0
 
 
-def followup(settings: StudySettings, cache_dir: Path | None, results_dir: Path, out: Path) -> int:
-    from tunelab.align.poft_followup import FollowupSettings, plot as plot_followup, run_followups
+def followup(settings: StudySettings, follow, cache_dir: Path | None, results_dir: Path, out: Path,
+             name: str = "poft_followup") -> int:
+    from tunelab.align.poft_followup import plot as plot_followup, run_followups
 
     cache = cache_dir or Path.home() / ".cache" / "tunelab" / "poft-bench"  # scores reused across restarts
-    results = run_followups(settings, FollowupSettings(), cache, log=lambda m: print(m, file=sys.stderr, flush=True),
-                            runs_file=results_dir / "poft_followup.partial.jsonl")
-    atomic_write_json(results_dir / "poft_followup.json", results)
-    atomic_savefig(plot_followup(results), results_dir / "poft_followup.png")
-    (results_dir / "poft_followup.partial.jsonl").unlink(missing_ok=True)
+    partial = results_dir / f"{name}.partial.jsonl"
+    start = time.perf_counter()
+    results = run_followups(settings, follow, cache, log=lambda m: print(m, file=sys.stderr, flush=True),
+                            runs_file=partial)
+    results["wall_seconds"] = time.perf_counter() - start
+    atomic_write_json(results_dir / f"{name}.json", results)
+    atomic_savefig(plot_followup(results), results_dir / f"{name}.png")
+    partial.unlink(missing_ok=True)
     study = results_dir / "poft_study.json"
     if study.is_file():
         study_results = json.loads(study.read_text())
-        atomic_write_text(out / "README.md", readme(study_results, latest_cost(study_results, results_dir), results))
+        write_readme(out, results_dir, study_results, latest_cost(study_results, results_dir))
     print(json.dumps({f: {st: round(v["mean"], 3) for st, v in by.items()} for f, by in results["accuracy"].items()}))
+    if "chosen_on_validation" in results:
+        print(json.dumps({"chosen_on_validation": results["chosen_on_validation"]}))
     return 0
 
 
@@ -155,6 +202,15 @@ def main(argv=None) -> int:
                         help="Only time PoFT vs SFT steps; writes results/poft_cost.json and regenerates README.md.")
     parser.add_argument("--followup", action="store_true",
                         help="Only the SFT / PoFT -> DPO / EPA runs; writes results/poft_followup.json.")
+    parser.add_argument("--methods", nargs="+", default=list(defaults.methods), help="first stages (sft, poft)")
+    follow_defaults = FollowupSettings()
+    parser.add_argument("--stages", nargs="+", default=list(follow_defaults.methods),
+                        help="--followup second stages: dpo, epa, or with guards, e.g. epa+nll_weight=1+dpop_lambda=50")
+    parser.add_argument("--n-val", type=int, default=follow_defaults.n_val,
+                        help="--followup validation problems on which the guarded stage is chosen (0: none)")
+    parser.add_argument("--followup-epochs", type=float, default=follow_defaults.epochs)
+    parser.add_argument("--followup-name", default="poft_followup",
+                        help=f"results/NAME.json for --followup ({GUARDS_NAME} gets its own README section)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="Score cache to reuse (default: a fresh one, so throughput is measured).")
@@ -162,7 +218,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = StudySettings(target=args.target, task=args.task, aligned=tuple(args.aligned), n_train=args.n_train, n_test=args.n_test,
-                             noise=tuple(args.noise), seeds=tuple(args.seeds), epochs=args.epochs,
+                             noise=tuple(args.noise), seeds=tuple(args.seeds), methods=tuple(args.methods),
+                             epochs=args.epochs,
                              batch_size=args.batch_size, learning_rate=args.learning_rate, lora_r=args.lora_r,
                              cost_steps=args.cost_steps)
     results_dir = args.out / "results"
@@ -171,7 +228,8 @@ def main(argv=None) -> int:
     if args.cost_only:
         return cost_only(settings, args.cache_dir, results_dir, args.out, machine)
     if args.followup:
-        return followup(settings, args.cache_dir, results_dir, args.out)
+        follow = FollowupSettings(methods=tuple(args.stages), n_val=args.n_val, epochs=args.followup_epochs)
+        return followup(settings, follow, args.cache_dir, results_dir, args.out, args.followup_name)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as fresh:
         results = run_study(settings, args.cache_dir or fresh, log=lambda m: print(m, file=sys.stderr, flush=True),
@@ -180,8 +238,7 @@ def main(argv=None) -> int:
     results["machine"] = machine
     atomic_write_json(results_dir / "poft_study.json", results)
     atomic_savefig(plot(results), results_dir / "poft_accuracy.png")
-    atomic_write_text(args.out / "README.md", readme(results, latest_cost(results, results_dir),
-                                                     stored_followup(results_dir)))
+    write_readme(args.out, results_dir, results, latest_cost(results, results_dir))
     (results_dir / "poft_runs.partial.jsonl").unlink(missing_ok=True)
     print(json.dumps({"accuracy": {m: {n: round(v["mean"], 3) for n, v in by.items()}
                                    for m, by in results["accuracy"].items()}, "cost": results["cost"]}, indent=1))

@@ -41,7 +41,16 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
     return values
 
 
+def _guard_options(func):
+    # --nll-weight, --dpop-lambda, --weak-max-similarity: the DisplacementGuards fields that AlignConfig inherits
+    from tunelab.align.config_options import config_options
+    from tunelab.align.preference.guard_config import DisplacementGuards
+
+    return config_options(DisplacementGuards, dest="guards")(func)
+
+
 @app.command()
+@_guard_options
 def train(
     data: Path = typer.Option(..., help="JSONL / CSV / Parquet with prompt, chosen, rejected (string or list)"),
     out: Path = typer.Option(..., help="output folder (adapter or model, metrics.json); written atomically"),
@@ -65,14 +74,16 @@ def train(
     resume: str = typer.Option(None, help="checkpoint folder to resume from, or 'last'"),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    guards: dict = None,
 ) -> None:
-    """Train a causal LM with DPO or EPA on preference data."""
+    """Train a causal LM with DPO or EPA on preference data (guards against likelihood displacement: docs/align.md)."""
     from tunelab.align.config import check_preference_options
     from tunelab.data import read_records
 
     nw = (2 if method == "epa" else 0) if nw is None else nw
     options = type("Options", (), dict(method=method, beta=beta, num_strong=ns, num_weak=nw, w=w,
-                                         weak_weight=weak_weight, weak_source=weak_source, max_length=max_length))
+                                         weak_weight=weak_weight, weak_source=weak_source, max_length=max_length,
+                                         **guards))
     check_preference_options(options)
     if lora_r < 0 or batch_size < 1 or lr <= 0:
         raise UserError("--lora-r must be >= 0, --batch-size >= 1 and --lr > 0")
@@ -101,7 +112,7 @@ def train(
 
     model_obj, tok = load_causal_lm(model, seed=seed)
     args = AlignConfig(output_dir=str(checkpoints), method=method, beta=beta, num_strong=ns, num_weak=nw, w=w,
-                       weak_weight=weak_weight, weak_source=weak_source, max_length=max_length,
+                       weak_weight=weak_weight, weak_source=weak_source, max_length=max_length, **guards,
                        precompute_ref_log_probs=precompute_ref, max_steps=steps, num_train_epochs=epochs,
                        per_device_train_batch_size=batch_size, learning_rate=lr, seed=seed,
                        save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
@@ -121,7 +132,7 @@ def train(
     logs = trainer.state.log_history
     steps_logged = [h for h in logs if "loss" in h]
     summary = {"method": method, "model": model, "steps": trainer.state.global_step, "train_loss": result.training_loss,
-               "final": steps_logged[-1] if steps_logged else {}, "out": str(out)}
+               "guards": guards, "final": steps_logged[-1] if steps_logged else {}, "out": str(out)}
     with staged_dir(out) as tmp:
         trainer.model.save_pretrained(tmp / "model")
         tok.save_pretrained(tmp / "model")
@@ -205,3 +216,37 @@ def study(
                              f"slope {s[m]['slope']['mean']:.3f}, KL {s[m]['kl']['mean']:.3f}, "
                              f"win rate {s[m]['win_rate']['mean']:.2f}" for m in s]
           + [f"higher r(implicit, true): {outcome['higher_pearson']}"])
+
+
+def _enumerable_options(func):
+    # the options are EnumerableConfig's fields (defaults and all), built when the command is registered
+    from tunelab.align.config_options import config_options
+    from tunelab.align.preference.enumerable_config import EnumerableConfig
+
+    return config_options(EnumerableConfig, dest="settings")(func)
+
+
+@app.command()
+@_enumerable_options
+def enumerable(
+    out: Path = typer.Option(None, help="folder for enumerable.json (resumable) and enumerable.png"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output (the summary)"),
+    settings: dict = None,
+) -> None:
+    """Enumerable study: DPO vs EPA on a tiny transformer LM with exact pi, pi* and J (every config field a flag)."""
+    from tunelab.align.preference.enumerable_report import summary_rows
+    from tunelab.align.preference.enumerable_config import EXACT, EnumerableConfig
+    from tunelab.align.preference.enumerable_study import run_into, run_study
+    from tunelab.progress import track
+
+    cfg = EnumerableConfig(**settings)
+    progress = lambda cells: track(cells, "enumerable study")  # noqa: E731
+    outcome = run_into(cfg, out, progress) if out is not None else run_study(cfg, progress=progress)
+    s = outcome["summary"]
+    lines = []
+    for size in map(str, cfg.sizes):
+        name = "exact" if int(size) == EXACT else size
+        lines.append(f"N = {name}: method | slope | r | slope-1 error | spread | KL | J")
+        lines += ["    " + " | ".join(row) for row in summary_rows(s, size)]
+    lines.append(f"J(pi*) {s['J_optimal']['mean']:.4f}  J(pi_ref) {s['J_reference']['mean']:.4f}")
+    _emit(s, as_json, lines)

@@ -6,6 +6,7 @@ import dataclasses
 
 from transformers import TrainingArguments
 
+from tunelab.align.preference.guard_config import DisplacementGuards, check_guards
 from tunelab.errors import UserError
 
 METHODS = ("dpo", "epa")
@@ -14,11 +15,12 @@ DEFAULT_WEAK = {"dpo": 0, "epa": 2}
 
 
 @dataclasses.dataclass
-class AlignConfig(TrainingArguments):
+class AlignConfig(DisplacementGuards, TrainingArguments):
     """Defaults: beta 0.1 (TRL's DPO default); EPA w = 1 (the positive's own term, so ns=1, nw=0 is DPO);
     ns = 1 strong negative (offline data rarely has more); nw = 2 weak negatives drawn from the other
     prompts' chosen and rejected responses (the theory experiment shows weak negatives are what makes the
-    solution unique; more of them cost one extra sequence each per prompt)."""
+    solution unique; more of them cost one extra sequence each per prompt). The displacement guards'
+    options (nll_weight, dpop_lambda, weak_max_similarity) come from DisplacementGuards, all off by default."""
 
     method: str = dataclasses.field(default="epa", metadata={"help": "dpo or epa"})
     beta: float = dataclasses.field(default=0.1, metadata={"help": "KL strength in r = beta*log(pi/pi_ref)"})
@@ -60,5 +62,6 @@ def check_preference_options(cfg) -> None:
         raise UserError("w and weak_weight must be >= 0")
     if cfg.weak_source not in WEAK_SOURCES:
         raise UserError(f"unknown weak source '{cfg.weak_source}' (chosen, rejected or both)")
+    check_guards(cfg)
     if cfg.max_length < 2:
         raise UserError("max_length must be >= 2")

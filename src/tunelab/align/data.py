@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
+from tunelab.align.preference.guards import too_similar
 from tunelab.errors import UserError
 
 REQUIRED_COLUMNS = ("prompt", "chosen", "rejected")
@@ -97,12 +98,14 @@ def tokenize_prompt_response(tokenizer, prompt: str | list[dict], response: str)
 
 
 def choose_weak_negatives(
-    examples: Sequence[PreferenceExample], nw: int, source: str = "both", seed: int = 0
+    examples: Sequence[PreferenceExample], nw: int, source: str = "both", seed: int = 0,
+    max_similarity: float | None = None,
 ) -> list[list[str]]:
     """For each prompt, nw responses drawn (without replacement) from the other prompts' responses.
 
     source: "chosen", "rejected" or "both" (the pool those responses come from). Fixed by `seed`, so the
-    reference log-probs of the resulting sequences can be computed once and cached.
+    reference log-probs of the resulting sequences can be computed once and cached. `max_similarity`: drop
+    candidates whose edit similarity to the prompt's chosen response exceeds it (None: keep all).
     """
     if nw <= 0:
         return [[] for _ in examples]
@@ -118,12 +121,25 @@ def choose_weak_negatives(
             pool.extend((ex.prompt, r) for r in ex.rejected)
     rng = random.Random(seed)
     weak = []
-    for ex in examples:
+    for i, ex in enumerate(examples):
         # by prompt, not record: multi-pair data repeats a prompt, whose own responses are no weak negatives
         others = [text for prompt, text in pool if prompt != ex.prompt]
         if len(others) < nw:
             raise UserError(f"only {len(others)} responses of other prompts available, fewer than nw={nw}")
-        weak.append(rng.sample(others, nw))
+        if max_similarity is None:
+            weak.append(rng.sample(others, nw))
+            continue
+        # a random order, taken until nw pass the filter: uniform over the admitted ones, similarity computed lazily
+        kept = []
+        for text in rng.sample(others, len(others)):
+            if not too_similar(text, ex.chosen, max_similarity):
+                kept.append(text)
+                if len(kept) == nw:
+                    break
+        if len(kept) < nw:
+            raise UserError(f"record {i}: only {len(kept)} responses of other prompts are at most {max_similarity} "
+                            f"similar to its chosen response, fewer than nw={nw} (raise the limit or lower nw)")
+        weak.append(kept)
     return weak
 
 

@@ -21,6 +21,7 @@ from tunelab.align.config import AlignConfig
 from tunelab.align.data import choose_weak_negatives, collate_groups, normalize_records, tokenize_group
 from tunelab.align.logprobs import group_reference_logps, is_peft_model, reference_context, sequence_logps
 from tunelab.align.losses import epa_loss_from_rewards
+from tunelab.align.preference.guards import chosen_nll, dpop_chosen_rewards
 from tunelab.errors import UserError
 
 
@@ -40,7 +41,8 @@ class GroupDataset(Dataset):
 def prepare_groups(records: Sequence[dict], tokenizer, args: AlignConfig) -> list[dict]:
     """Validate records, draw weak negatives (fixed by args.seed) and tokenise every group."""
     examples = normalize_records(records, ns=args.num_strong)
-    weak = choose_weak_negatives(examples, args.num_weak, args.weak_source, seed=args.seed)
+    weak = choose_weak_negatives(examples, args.num_weak, args.weak_source, seed=args.seed,
+                                 max_similarity=args.weak_max_similarity)
     return [tokenize_group(tokenizer, ex, args.num_strong, weak[i], args.max_length, index=i)
             for i, ex in enumerate(examples)]
 
@@ -52,12 +54,26 @@ def _collate(groups: Sequence[dict], pad_token_id: int) -> dict:
     return batch
 
 
-def preference_loss(rewards: torch.Tensor, args: AlignConfig) -> torch.Tensor:
-    """Per-prompt loss from implicit rewards [B, 1 + ns + nw] laid out [chosen, strong..., weak...]."""
+def preference_loss(rewards: torch.Tensor, args: AlignConfig, chosen_logps: torch.Tensor | None = None,
+                    chosen_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-prompt loss from implicit rewards [B, 1 + ns + nw] laid out [chosen, strong..., weak...], with the
+    displacement guards that are on: DPO-Positive (dpop_lambda) and the chosen NLL term (nll_weight, which needs
+    the policy's chosen log-probs [B] and response lengths [B]). Guards at 0 leave the loss untouched."""
     chosen, strong, weak = rewards[:, 0], rewards[:, 1 : 1 + args.num_strong], rewards[:, 1 + args.num_strong :]
+    if args.dpop_lambda > 0:
+        chosen = dpop_chosen_rewards(chosen, args.dpop_lambda)
     if args.method == "dpo":
-        return -F.logsigmoid(chosen - strong[:, 0])
-    return epa_loss_from_rewards(chosen, strong, weak, w=args.w, weak_weight=args.weak_weight)
+        loss = -F.logsigmoid(chosen - strong[:, 0])
+    else:
+        loss = epa_loss_from_rewards(chosen, strong, weak, w=args.w, weak_weight=args.weak_weight)
+    if args.nll_weight > 0:
+        loss = loss + args.nll_weight * chosen_nll(chosen_logps, chosen_tokens)
+    return loss
+
+
+def response_lengths(completion_mask: torch.Tensor, group: int) -> torch.Tensor:
+    """Response tokens per sequence, [B, group] (the tokens `sequence_logps` sums over)."""
+    return completion_mask[:, 1:].sum(-1).view(-1, group)
 
 
 class PreferenceTrainer(Trainer):
@@ -105,15 +121,16 @@ class PreferenceTrainer(Trainer):
         else:
             ref = self._reference_logps(model, inputs).view(-1, group)
         rewards = args.beta * (logps - ref)
-        per_prompt = preference_loss(rewards, args)
+        chosen_tokens = response_lengths(inputs["completion_mask"], group)[:, 0] if args.nll_weight > 0 else None
+        per_prompt = preference_loss(rewards, args, logps[:, 0], chosen_tokens)
         loss = per_prompt.mean()
         if not torch.isfinite(loss):
             raise UserError(f"the {args.method} loss became {float(loss)} at step {self.state.global_step}: "
                             "lower the learning rate or beta")
-        self._record(rewards.detach(), per_prompt.detach())
+        self._record(rewards.detach(), per_prompt.detach(), logps[:, 0].detach())
         return (loss, {"rewards": rewards}) if return_outputs else loss
 
-    def _record(self, rewards: torch.Tensor, per_prompt: torch.Tensor) -> None:
+    def _record(self, rewards: torch.Tensor, per_prompt: torch.Tensor, chosen_logps: torch.Tensor) -> None:
         ns = self.args.num_strong
         mode = "train" if self.model.training else "eval"
         gather = self.accelerator.gather_for_metrics
@@ -123,6 +140,7 @@ class PreferenceTrainer(Trainer):
         m["rewards/rejected"].append(float(gather(strong).mean()))
         m["rewards/margins"].append(float(gather(chosen - strong.mean(-1)).mean()))
         m["rewards/accuracies"].append(float(gather((chosen.unsqueeze(-1) > strong).all(-1).float()).mean()))
+        m["logps/chosen"].append(float(gather(chosen_logps).mean()))  # falls under displacement
         if weak.shape[-1] > 0:
             m["rewards/weak"].append(float(gather(weak).mean()))
             m["rewards/weak_accuracies"].append(float(gather((chosen.unsqueeze(-1) > weak).all(-1).float()).mean()))

@@ -17,9 +17,8 @@ import dataclasses
 
 import torch
 
+from tunelab.align.preference.enumerable_config import WEAK_RULES
 from tunelab.align.preference.enumerable_task import EnumerableTask
-
-WEAK_RULES = ("uniform", "other")
 
 
 @dataclasses.dataclass

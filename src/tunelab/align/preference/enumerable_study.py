@@ -16,79 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tunelab.align.preference.enumerable_data import (RecordSet, expected_records, sample_records, weak_table,
-                                                      with_weak, WEAK_RULES)
-from tunelab.align.preference.enumerable_lm import LMShape, build_lm, log_policy_table, sequence_grid
+from tunelab.align.preference.enumerable_config import (EXACT, WEAK_RULES, EnumerableConfig, MethodSpec,  # noqa: F401
+                                                        parse_method)
+from tunelab.align.preference.enumerable_data import RecordSet, expected_records, sample_records, weak_table, with_weak
+from tunelab.align.preference.enumerable_lm import build_lm, log_policy_table, sequence_grid
 from tunelab.align.preference.enumerable_loss import record_loss
 from tunelab.align.preference.enumerable_task import (EnumerableTask, kl_divergence, make_task, optimal_objective,
                                                       reward_recovery, rlhf_objective)
 from tunelab.align.theory import centred, optimise
 from tunelab.errors import UserError
-
-EXACT = 0  # the size that means "the exact expected loss"
-
-
-@dataclasses.dataclass(frozen=True)
-class MethodSpec:
-    loss: str  # dpo or epa
-    nw: int = 0
-    weak: str = "uniform"
-
-    @property
-    def label(self) -> str:
-        return "dpo" if self.loss == "dpo" else f"epa(nw={self.nw},{self.weak})"
-
-
-def parse_method(text: str) -> MethodSpec:
-    """'dpo', 'epa:NW' or 'epa:NW:RULE' (RULE: uniform or other)."""
-    parts = text.strip().split(":")
-    if parts == ["dpo"]:
-        return MethodSpec("dpo")
-    if parts[0] != "epa" or not 2 <= len(parts) <= 3 or not parts[1].isdigit():
-        raise UserError(f"method '{text}': use dpo, epa:NW or epa:NW:RULE")
-    rule = parts[2] if len(parts) == 3 else "uniform"
-    if rule not in WEAK_RULES:
-        raise UserError(f"method '{text}': weak rule must be one of {', '.join(WEAK_RULES)}")
-    return MethodSpec("epa", int(parts[1]), rule)
-
-
-@dataclasses.dataclass
-class EnumerableConfig:
-    """Defaults: the design of issue 19 (12 prompts x 27 responses, beta 1), sized for ~45 min on one core."""
-
-    prompts: int = 12
-    positions: int = 3
-    tokens: int = 3
-    reward_scale: float = 1.0
-    beta: float = 1.0
-    w: float = 1.0
-    methods: tuple[str, ...] = ("dpo", "epa:4:uniform", "epa:16:uniform", "epa:16:other")
-    sizes: tuple[int, ...] = (EXACT, 27, 108, 540)  # records per prompt (K, 4K, 20K); 0 = exact expected loss
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # data seeds: task, reference LM and records
-    inits: int = 2  # policy initialisations per (method, seed, size)
-    weak_draws: int = 32  # fixed weak-negative draws per (x, y) in the exact loss
-    steps: int = 1000
-    learning_rate: float = 1e-2
-    hidden: int = 32
-    layers: int = 2
-    heads: int = 4
-    intermediate: int = 64
-    logit_scale: float = 1.0  # std of a random LM's next-token logits (the reference's distance from uniform)
-
-    def __post_init__(self):
-        self.methods, self.sizes, self.seeds = tuple(self.methods), tuple(self.sizes), tuple(self.seeds)
-        for m in self.methods:
-            parse_method(m)
-        if self.prompts < 2 or self.positions < 1 or self.tokens < 2:
-            raise UserError("need prompts >= 2, positions >= 1 and tokens >= 2")
-        if self.inits < 1 or self.steps < 1 or not self.seeds or not self.sizes or min(self.sizes) < 0:
-            raise UserError("need inits >= 1, steps >= 1, at least one seed and sizes >= 0")
-        if self.beta <= 0 or self.learning_rate <= 0 or self.weak_draws < 1:
-            raise UserError("beta, learning_rate and weak_draws must be > 0")
-
-    @property
-    def shape(self) -> LMShape:
-        return LMShape(self.hidden, self.layers, self.heads, self.intermediate, self.logit_scale)
 
 
 def _generator(*key: int) -> torch.Generator:
@@ -214,3 +150,19 @@ def run_study(cfg: EnumerableConfig, store: Path | None = None, progress=None) -
     if store is not None:
         atomic_write_json(store, state)
     return state
+
+
+STORE_NAME, FIGURE_NAME = "enumerable.json", "enumerable.png"
+
+
+def run_into(cfg: EnumerableConfig, folder: Path, progress=None) -> dict:
+    """The study into `folder`: enumerable.json (rewritten after each cell, so a rerun resumes) and, at the end,
+    enumerable.png. What `tunelab align enumerable` and benchmarks/align/bench_enumerable.py both write."""
+    from tunelab.align.preference.enumerable_report import enumerable_figure
+    from tunelab.io import atomic_savefig
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    outcome = run_study(cfg, store=folder / STORE_NAME, progress=progress)
+    atomic_savefig(enumerable_figure(outcome["summary"]), folder / FIGURE_NAME)
+    return outcome
