@@ -8,6 +8,8 @@ neuralpredictors' FullGaussian2d readout on the same core (same run, medians of 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -29,7 +31,7 @@ from tunelab.cortex.fit import FitConfig, FittedModel, fit_model  # noqa: E402
 from tunelab.cortex.images import offline_bank  # noqa: E402
 from tunelab.cortex.model import EncodingModel, ModelConfig  # noqa: E402
 from tunelab.cortex.pipeline import map_domains, simulate_recording, verify_in_silico  # noqa: E402
-from tunelab.cortex.simulate import CorticalSheet, SheetConfig  # noqa: E402
+from tunelab.cortex.simulate import SIMULATOR_VERSION, CorticalSheet, SheetConfig  # noqa: E402
 from tunelab.io import atomic_savefig, atomic_write_json  # noqa: E402
 
 
@@ -102,7 +104,9 @@ def main() -> None:
     torch.set_num_threads(2)
     config = SheetConfig(height=args.side, width=args.side, seed=args.sim_seed)
     seed_tag = f"-seed{args.sim_seed}" if args.sim_seed else ""
-    model_dir = args.cache / f"gaussian-{args.side}-{args.images}-{args.epochs}{seed_tag}"
+    # the cache key names the simulator version and configuration: a fit of an older sheet is never reused
+    sheet_key = hashlib.sha256(f"{SIMULATOR_VERSION}{dataclasses.asdict(config)}".encode()).hexdigest()[:8]
+    model_dir = args.cache / f"gaussian-{args.side}-{args.images}-{args.epochs}{seed_tag}-{sheet_key}"
     if (model_dir / "fit_report.json").exists():  # reuse a fit of exactly this configuration
         sheet = CorticalSheet(config)
         fitted = FittedModel.load(model_dir)
@@ -128,6 +132,7 @@ def main() -> None:
                    "epochs_max": args.epochs, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                    "machine": platform.processor() or platform.machine(),
                    "load_average_1_5_15_at_end": [round(v, 2) for v in load]},
+        "true_domain_names": config.domain_names(),
         "fit": fit_report,
         "map": result.summary(),
         "verification": verification,
@@ -141,6 +146,8 @@ def main() -> None:
         plot(sheet, result, bank, model_dir, args.out)
     write_readme(args.out.parent)
     print(json.dumps({"ari": verification["ari"], "feve": fit_report["test"]["median_feve"],
+                      "preferred_feature_accuracy": verification["preferred_feature_accuracy"],
+                      "family_confusion": verification["family_confusion"],
                       "images_per_second": speeds["median_images_per_second"]}, indent=2))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tunelab.cortex.findings import confusion_table, map_findings
 from tunelab.io import atomic_write_text
 from tunelab.report import Table
 
@@ -58,6 +59,13 @@ def map_section(data: dict) -> str:
         ["test median FEVE", _fmt(f["test"]["median_feve"])],
         ["fit time (s), epochs", f"{_fmt(f['fit_seconds'], 0)}, {f['epochs_run']}"],
     ])
+    confusion = ""
+    if "family_confusion" in v:
+        recovered = [r for r in v["per_true_domain"].values() if r["recovered"]]
+        confusion = (f"\n\nPer-family confusion (pixels of each simulated family under each recovered label; "
+                     f"{len(recovered)} of {len(v['per_true_domain'])} true domains recovered under their own "
+                     f"family):\n\n{confusion_table(v['family_confusion']).to_markdown()}\n\n"
+                     f"{map_findings(v, data['map']['labels'], data.get('true_domain_names'))}")
     speeds = s["median_images_per_second"]
     search = Table(["model", "median images/s (top-25, all pixels)"],
                    [[k, _fmt(v, 0)] for k, v in speeds.items()])
@@ -65,7 +73,7 @@ def map_section(data: dict) -> str:
             f"images x 2 repeats, bank of {c['bank']} images (64 x 64), {c['threads']} threads.\n\n"
             f"Command: `bench_map.py{' ' + c['command'] if c.get('command') else ''}`"
             f"{'' if c.get('command') else ' (defaults)'}.\n\n"
-            f"{table.to_markdown()}\n\nPreference search for {f['n_units']} pixels over {c.get('timing_images')} "
+            f"{table.to_markdown()}{confusion}\n\nPreference search for {f['n_units']} pixels over {c.get('timing_images')} "
             f"images (median of "
             f"{len(s['all_images_per_second']['ours'])} timings, same run). Ours / neuralpredictors speed ratio: "
             f"{_fmt(s['ratio_ours_over_neuralpredictors'])} (same positions and features; max output difference "

@@ -19,6 +19,7 @@ def run(out_dir: Path, side: int = 32, n_images: int = 1200, epochs: int = 12, b
     import torch
 
     from tunelab.cortex import mapping
+    from tunelab.cortex.findings import confusion_table, map_findings
     from tunelab.cortex.fit import FitConfig, fit_model
     from tunelab.cortex.images import offline_bank
     from tunelab.cortex.model import ModelConfig
@@ -40,7 +41,8 @@ def run(out_dir: Path, side: int = 32, n_images: int = 1200, epochs: int = 12, b
                "it ranked a separate bank of photo patches for every pixel at once, pixels were clustered into "
                "spatially contiguous domains by their predicted response profiles, each domain was named from the "
                "image statistics of its preferred images, and each domain's preferred images were shown to the "
-               "simulated sheet again (in-silico verification)."),
+               "simulated sheet again (in-silico verification). "
+               + map_findings(verification, result.labels, sheet.config.domain_names())),
     )
     test = report["test"]
     section.key_numbers = {
@@ -73,8 +75,10 @@ def run(out_dir: Path, side: int = 32, n_images: int = 1200, epochs: int = 12, b
         meis[f"{d}:{result.labels[d]}"] = image[None]
     section.add_figure(mapping.plot_image_grid(meis, per_row=1), "cortex_meis.png", out_dir,
                        caption="Most-exciting images of three domains (regularised gradient ascent).")
+    section.add_table(confusion_table(verification["family_confusion"]))
     section.add_table(Table(["domain", "label", "d' (domain vs rest)", "prefers own images"],
                             [[r["domain"], result.labels.get(r["domain"], "?"), round(r["d_prime"], 2),
                               r["prefers_own_set"]] for r in verification["per_domain"]],
                             caption="In-silico verification of each recovered domain."))
     return [section]
+

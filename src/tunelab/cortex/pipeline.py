@@ -69,7 +69,8 @@ def map_domains(fitted, bank: ImageBank, k: int = 25, n_domains: int | None = No
 def verify_in_silico(sheet: CorticalSheet, result: DomainMap, bank: ImageBank, repeats: int = 4, seed: int = 12345
                      ) -> dict:
     """New imaging of the simulated sheet with each recovered domain's preferred images; selectivity, ARI against
-    the true map and preferred-feature accuracy."""
+    the true map, preferred-feature accuracy, the family confusion table (true family x recovered label, pixels)
+    and the recovered label of each true domain."""
     domain_images = {d: bank.images[idx] for d, idx in result.domain_preferred.items()}
     session, set_of_image, set_domains = verify.in_silico_session(sheet, domain_images, repeats, seed)
     per_set = verify.set_responses(session, set_of_image)
@@ -81,5 +82,7 @@ def verify_in_silico(sheet: CorticalSheet, result: DomainMap, bank: ImageBank, r
                                                                         result.labels),
         "true_domains": len(families),
         "recovered_domains": len(result.labels),
+        "family_confusion": verify.family_confusion(sheet.domain_map, families, result.domain_map, result.labels),
+        "per_true_domain": verify.recovered_families(sheet.domain_map, families, result.domain_map, result.labels),
         **selectivity,
     }

@@ -16,6 +16,9 @@ from scipy import ndimage
 from tunelab.cortex.features import FAMILIES, POOL, pooled_feature_maps
 from tunelab.errors import UserError
 
+# bumped whenever a sheet's responses change for the same configuration (cached fits keyed on it go stale)
+SIMULATOR_VERSION = 1
+
 DEFAULT_DOMAINS = (("colour", 0.0), ("colour", 0.6), ("texture", None), ("edges", 0), ("edges", 2), ("curvature", None))
 
 

@@ -69,3 +69,35 @@ def in_silico_session(sheet, domain_images: dict[int, np.ndarray], repeats: int 
     images = np.concatenate([domain_images[d] for d in set_domains])
     set_of_image = np.concatenate([np.full(len(domain_images[d]), s) for s, d in enumerate(set_domains)])
     return sheet.record(images, repeats, seed), set_of_image, set_domains
+
+
+def family_confusion(true_map: np.ndarray, true_families: list[str], recovered_map: np.ndarray,
+                     recovered_labels: dict[int, str]) -> dict[str, dict[str, int]]:
+    """Pixel counts of each true family (rows) under each recovered label (columns), over usable pixels;
+    "unlabelled" counts pixels whose recovered domain has no label."""
+    usable = recovered_map >= 0
+    truth = np.asarray(true_families)[true_map[usable]]
+    guess = np.asarray([recovered_labels.get(int(d), "unlabelled") for d in recovered_map[usable]])
+    table: dict[str, dict[str, int]] = {}
+    for family in dict.fromkeys(true_families):
+        counts = np.unique(guess[truth == family], return_counts=True)
+        table[family] = {str(label): int(n) for label, n in zip(*counts)}
+    return table
+
+
+def recovered_families(true_map: np.ndarray, true_families: list[str], recovered_map: np.ndarray,
+                       recovered_labels: dict[int, str]) -> dict[int, dict]:
+    """For each true domain: the recovered label covering most of its usable pixels, that label's share, and
+    whether it names the domain's family."""
+    out = {}
+    for domain, family in enumerate(true_families):
+        inside = (true_map == domain) & (recovered_map >= 0)
+        labels = [recovered_labels.get(int(d), "unlabelled") for d in recovered_map[inside]]
+        if not labels:
+            out[domain] = {"family": family, "label": None, "share": 0.0, "recovered": False}
+            continue
+        names, counts = np.unique(labels, return_counts=True)
+        best = int(counts.argmax())
+        out[domain] = {"family": family, "label": str(names[best]), "share": float(counts[best] / counts.sum()),
+                       "recovered": bool(names[best] == family)}
+    return out
