@@ -512,7 +512,7 @@ def test_after_the_corpus_every_table_is_unchanged(cluster, pristine, role_dbs):
                                  "COPY region TO PROGRAM 'true'", "SET ROLE postgres",
                                  "WITH d AS (DELETE FROM region RETURNING *) SELECT * FROM d"])
 def test_server_refuses_without_the_statement_split(role_dbs, pristine, cluster, sql):
-    """The sqlglot split in `execute` only words the error early: the server's cursor refuses on its own."""
+    """Below `execute`'s own checks (the length cap): the server's cursor refuses on its own."""
     with pytest.raises(SQLError):
         role_dbs["t2s_owner"]._run(sql, (), 2.0, 10, True, user=True)
     assert _checksum(cluster) == pristine

@@ -94,3 +94,17 @@ def test_transpiling_needs_an_unknown_function_error():
     assert transpile_functions(sql, "duckdb", "Binder Error: column d not found") is None
     rewrite = transpile_functions(sql, "duckdb", "No function matches the given name and argument types")
     assert rewrite is not None and "STRFTIME(" in rewrite.sql.upper() and rewrite.sql != sql
+
+
+def test_sql_over_the_length_cap_is_not_parsed_for_rewrites():
+    """The engine refuses it before any parser; parsing it for a rewrite would cost seconds (super-linear)."""
+    import time
+
+    from tunelab.text2sql.db import DEFAULT_MAX_SQL_BYTES
+    from tunelab.text2sql.rewrites import parse
+
+    long_sql = "SELECT 1 WHERE 0=0" + " OR 1=1" * (DEFAULT_MAX_SQL_BYTES // 7)
+    start = time.perf_counter()
+    assert parse(long_sql, "sqlite") is None
+    assert time.perf_counter() - start < 0.05
+    assert parse("SELECT 1 WHERE 0=0 OR 1=1", "sqlite") is not None

@@ -105,6 +105,14 @@ class Trajectory:
         return json.dumps(self.to_dict(), indent=2, default=str)
 
 
+def one_line(err: BaseException, max_chars: int = 300) -> str:
+    """An exception as the model reads it: its type and first line (a RecursionError's message is short, a
+    traceback is never shown)."""
+    text = " ".join(str(err).split())
+    text = text if len(text) <= max_chars else text[:max_chars] + " ..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def is_empty_result(observation: Observation) -> bool:
     if not observation.ok or observation.result is None:
         return True
@@ -157,7 +165,10 @@ class Agent:
                 break
             action, call_id, problem = self._parse(completion, allowed)
             tool_start = time.perf_counter()
-            observation, stop, extra = self._act(traj, state, action, problem)
+            try:
+                observation, stop, extra = self._act(traj, state, action, problem)
+            except Exception as err:  # noqa: BLE001 - the controller's own calls (repairs, hints): an observation
+                observation, stop, extra = Observation(f"The controller failed: {one_line(err)}", ok=False), None, []
             call_format = "" if cfg.protocol != "tools" else "native" if completion.tool_calls else \
                 "text" if action is not None else ""
             step = Step(turn, "model", completion.text, dataclasses.asdict(action) if action else None,
@@ -184,7 +195,13 @@ class Agent:
             return agent_messages(schema, question, evidence)
         if cfg.ground:
             tool_start = time.perf_counter()
-            grounding = ground(self.toolbox, question)
+            try:
+                grounding = ground(self.toolbox, question)
+            except Exception as err:  # noqa: BLE001 - no grounding, not no run: the model starts from the tables
+                self._record(traj, Step(0, "controller", "grounding", None, f"Grounding failed: {one_line(err)}",
+                                        False, tool_s=time.perf_counter() - tool_start))
+                return compact_messages(schema, question, f"Tables:\n{table_summary(schema)}", evidence,
+                                        example=cfg.example, protocol=cfg.protocol)
             each = (time.perf_counter() - tool_start) / max(len(grounding.steps), 1)
             for action, observation in grounding.steps:
                 self._record(traj, Step(0, "controller", GROUNDING_REASONS.get(action.name, "grounding"),
@@ -307,6 +324,8 @@ class Agent:
                 action = parse_action(completion.text)
         except ActionError as err:
             return None, call_id, str(err)
+        except (RecursionError, ValueError) as err:  # e.g. arguments nested deeper than json can read
+            return None, call_id, f"unreadable tool call ({one_line(err)})"
         if action.name not in allowed:  # the action is kept: repeating it is still a repetition
             return action, call_id, f"{action.name} is not possible now; call one of {', '.join(allowed)}"
         return action, call_id, None
@@ -337,6 +356,8 @@ class Agent:
             return self.toolbox.execute_sql(args["sql"])
         except TypeError as err:  # a list where a string was needed, and the like
             return Observation(f"Invalid arguments for {action.name}: {err}", ok=False)
+        except Exception as err:  # noqa: BLE001 - the single dispatch: whatever a tool raises is an observation
+            return Observation(f"{action.name} failed: {one_line(err)}", ok=False)
 
     def _append(self, messages: list[dict], completion, call_id: str | None, action: Action | None,
                 observation: Observation, turn: int) -> None:

@@ -9,9 +9,16 @@ own `READ ONLY` transaction (and the session's `default_transaction_read_only` i
 with `statement_timeout` as the budget; a user's SQL runs only as the query of a server-side cursor (`DECLARE ...
 CURSOR FOR`, sent with the extended protocol), so the server itself accepts exactly one query: no DDL, COPY, SET or
 second statement. Superusers and roles that may read or write server files or run programs are refused (a
-SELECT-only role is what to connect with; see docs/text2sql-servers.md). All: one statement per call, a per-query
-wall-clock timeout (SQLite progress handler / DuckDB interrupt / PostgreSQL cancel) and a row cap that still reports
-the total count.
+SELECT-only role is what to connect with; see docs/text2sql-servers.md). All: one statement per call (each engine's
+own parser counts), a per-query wall-clock timeout (SQLite progress handler / DuckDB interrupt / PostgreSQL cancel)
+and a row cap that still reports the total count.
+
+Budgets hold for any statement (within 1.2x the timeout + 0.2 s): SQL longer than `max_sql_bytes` (64 kB) is refused
+before any parser sees it (an 878 kB expression cost 6 s in sqlglot and 26 s in DuckDB's planner); SQLite strings and
+blobs are capped at `max_value_bytes` (`SQLITE_LIMIT_LENGTH`), so most single calls (`randomblob`) end soon after the
+deadline; and a user's statement runs in a child process (`statement_worker.py`) that is killed past the deadline or
+past `memory_limit`, because one huge call (DuckDB `repeat('x', 1500000000)`, SQLite `printf('%.*c', 2147483647,
+'x')`) runs on through the engine's own interrupt and memory limit. Introspection runs in this process.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ from tunelab.errors import UserError
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_ROWS = 100
+DEFAULT_MAX_SQL_BYTES = 64 * 1024  # a real query is a few kB; parsers are super-linear on long expressions
+DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024  # one SQLite string/blob: building it takes ~0.1-0.2 s
+SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+              "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 DUCKDB_MAGIC = b"DUCK"  # at byte offset 8 of a DuckDB file
@@ -40,6 +51,10 @@ DUCKDB_MAGIC = b"DUCK"  # at byte offset 8 of a DuckDB file
 READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "foreign_key_list", "index_list", "index_info",
                           "index_xinfo", "database_list", "collation_list", "function_list"})
 FORBIDDEN_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+# What a SQLite user statement may start with; the authorizer decides the rest. Others (REINDEX or ANALYZE of
+# something without an index) can be no-ops the authorizer never sees: refused here rather than shown as a success.
+SQLITE_QUERY_KEYWORDS = frozenset({"select", "with", "values", "pragma", "explain"})
+LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?(?:\*/|\Z))*", re.DOTALL)
 
 
 class SQLError(Exception):
@@ -101,17 +116,55 @@ def detect_engine(path: str | Path) -> str:
     raise UserError(f"'{path}' is neither a SQLite nor a DuckDB database file")
 
 
-def open_database(path: str | Path, memory_limit: str = "2GB") -> "Database":
+def open_database(path: str | Path, memory_limit: str = "2GB", max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES,
+                  max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> "Database":
     """A SQLite or DuckDB file, or a PostgreSQL server (`postgresql://user@host:port/dbname`, `postgres://...`, or
-    `postgresql:` alone for the PG* environment variables), opened read-only."""
+    `postgresql:` alone for the PG* environment variables), opened read-only. `max_sql_bytes` caps the length of a
+    user's statement; `max_value_bytes` one SQLite string or blob; `memory_limit` a statement's memory (DuckDB's
+    own limit, and for both engines the size at which the statement's process is stopped)."""
     engine = detect_engine(path)
     if engine == "postgres":
-        return PostgresDatabase(str(path).strip())
-    return SQLiteDatabase(path) if engine == "sqlite" else DuckDBDatabase(path, memory_limit=memory_limit)
+        return PostgresDatabase(str(path).strip(), max_sql_bytes=max_sql_bytes)
+    if engine == "sqlite":
+        return SQLiteDatabase(path, max_sql_bytes=max_sql_bytes, max_value_bytes=max_value_bytes,
+                              memory_limit=memory_limit)
+    return DuckDBDatabase(path, memory_limit=memory_limit, max_sql_bytes=max_sql_bytes)
+
+
+def positive_limit(name: str, value) -> int:
+    """A size limit given by the user: a positive whole number of bytes."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UserError(f"{name} must be a positive number of bytes (got {value!r})")
+    return value
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes in a size as DuckDB writes it ('1.8 GiB', '2GB', '500 MB'); None when it is not one."""
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?I?B?)\s*", str(text).upper())
+    if not found or found.group(2) not in SIZE_UNITS:
+        return None
+    return int(float(found.group(1)) * SIZE_UNITS[found.group(2)])
+
+
+def sql_size_error(sql: str, limit: int) -> SQLError | None:
+    """The refusal for a statement over `limit` UTF-8 bytes, else None; checked before any parser runs."""
+    size = len(sql) if len(sql) > limit else len(sql.encode("utf-8", "surrogatepass"))  # a char is >= 1 byte
+    if size <= limit:
+        return None
+    return SQLError("refused", f"the SQL is {size:,} bytes, over the {limit:,}-byte limit (max_sql_bytes); "
+                               "write a shorter query")
+
+
+def first_keyword(sql: str) -> str:
+    """The statement's first word, lower-cased, after leading whitespace and comments ("" when there is none)."""
+    rest = sql[LEADING_COMMENTS.match(sql).end():]
+    found = re.match(r"[A-Za-z_]+", rest)
+    return found.group(0).lower() if found else ""
 
 
 def split_statements(sql: str, dialect: str) -> list[str] | None:
-    """Statements in `sql` as sqlglot parses them, or None when sqlglot cannot parse it (the engine decides then)."""
+    """Statements in `sql` as sqlglot parses them, or None when sqlglot cannot parse it (the engine decides then),
+    nesting too deep for Python's recursion limit included."""
     import logging
 
     import sqlglot
@@ -120,9 +173,9 @@ def split_statements(sql: str, dialect: str) -> list[str] | None:
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" warnings are expected here
     try:
         parsed = sqlglot.parse(sql, read=dialect)
-    except (ParseError, TokenError, ValueError):
+        return [p.sql(dialect=dialect) for p in parsed if p is not None]
+    except (ParseError, TokenError, ValueError, RecursionError):
         return None
-    return [p.sql(dialect=dialect) for p in parsed if p is not None]
 
 
 class Database:
@@ -130,21 +183,23 @@ class Database:
 
     dialect = ""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES):
         self.path = Path(path)
+        self.max_sql_bytes = positive_limit("max_sql_bytes", max_sql_bytes)
 
     # ------------------------------------------------------------------ public
     def execute(self, sql: str, timeout_s: float = DEFAULT_TIMEOUT_S, max_rows: int | None = DEFAULT_MAX_ROWS,
                 count_all: bool = True) -> QueryResult:
         """Run ONE read-only statement. Rows beyond `max_rows` are counted (within the timeout) but not kept.
-        The timeout covers the whole call, parsing included."""
+        The timeout covers the whole call, parsing included; the engine's own parser counts the statements (a
+        Python parser here would cost seconds on a long statement, and recurse too deep on a nested one)."""
         entered = time.monotonic()
         sql = (sql or "").strip().rstrip(";").strip()
         if not sql:
             raise SQLError("refused", "empty SQL")
-        statements = split_statements(sql, self.dialect)
-        if statements is not None and len(statements) > 1:
-            raise SQLError("refused", f"one statement per call ({len(statements)} given)")
+        too_long = sql_size_error(sql, self.max_sql_bytes)
+        if too_long is not None:
+            raise too_long
         remaining = max(timeout_s - (time.monotonic() - entered), 1e-3)
         try:
             return self._run(sql, (), remaining, max_rows, count_all, user=True)
@@ -244,11 +299,29 @@ def sqlite_authorizer(action: int, arg1, arg2, dbname, source) -> int:
     return sqlite3.SQLITE_DENY
 
 
+def start_worker(isolate: bool | None, engine: str, path: Path, memory_limit: str, options: dict):
+    """The child process for user statements (started now, ready by first use), or None to run them here.
+    `isolate` defaults to on where a process can be watched and killed (POSIX)."""
+    if not (isolate if isolate is not None else os.name == "posix"):
+        return None
+    from tunelab.text2sql.statement_worker import StatementWorker
+
+    return StatementWorker(engine, path, options, memory_limit)
+
+
 class SQLiteDatabase(Database):
+    """A SQLite file, read-only. `isolate` (default where processes can be watched): user statements run in a
+    child process on which the time budget and `memory_limit` are enforced; introspection runs here."""
+
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path):
-        super().__init__(path)
+    def __init__(self, path: str | Path, max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES,
+                 max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES, memory_limit: str = "2GB",
+                 isolate: bool | None = None):
+        super().__init__(path, max_sql_bytes)
+        self.max_value_bytes = positive_limit("max_value_bytes", max_value_bytes)
+        if not parse_size(memory_limit):
+            raise UserError(f"memory_limit must be a size such as 2GB or 500MB (got {memory_limit!r})")
         uri = self.path.resolve().as_uri() + "?mode=ro"
         try:
             self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -258,8 +331,13 @@ class SQLiteDatabase(Database):
             raise UserError(f"cannot open SQLite database '{path}': {err}") from err
         self.conn.set_authorizer(sqlite_authorizer)
         self._lock = threading.Lock()
+        self.worker = start_worker(isolate, "sqlite", self.path, memory_limit,
+                                   {"max_sql_bytes": max_sql_bytes, "max_value_bytes": max_value_bytes})
 
     def _run(self, sql, params, timeout_s, max_rows, count_all, user) -> QueryResult:
+        if user and self.worker is not None:
+            with self._lock:
+                return self.worker.run(sql, timeout_s, max_rows, count_all)
         deadline = time.monotonic() + timeout_s
         timed_out = [False]
 
@@ -269,9 +347,15 @@ class SQLiteDatabase(Database):
                 return 1  # non-zero aborts the statement
             return 0
 
+        keyword = first_keyword(sql) if user else ""
+        if keyword and keyword not in SQLITE_QUERY_KEYWORDS:  # no word ("(", junk): the engine's own error
+            raise SQLError("refused", f"only queries may run ({keyword.upper()} refused)")
         start = time.perf_counter()
         with self._lock:
             self.conn.set_progress_handler(progress, 1000)
+            # The progress handler runs between VM steps, not inside one: a single randomblob()/printf() call is
+            # bounded by the length limit instead. Internal queries keep SQLite's default (they read stored rows).
+            length_before = self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.max_value_bytes) if user else None
             try:
                 cursor = self.conn.execute(sql, params)
                 columns = [d[0] for d in cursor.description or []]
@@ -282,11 +366,15 @@ class SQLiteDatabase(Database):
                 message = str(err)
                 if "authoriz" in message or "readonly" in message or "one statement" in message:
                     raise SQLError("refused", f"refused by the engine: {message}") from err
+                if "too big" in message:
+                    message += f" (strings and blobs are limited to {self.max_value_bytes:,} bytes: max_value_bytes)"
                 raise SQLError("error", message) from err
-            except (ValueError, OverflowError) as err:
-                raise SQLError("error", str(err)) from err
+            except (ValueError, OverflowError, MemoryError) as err:
+                raise SQLError("error", f"{type(err).__name__}: {err}") from err
             finally:
                 self.conn.set_progress_handler(None, 0)
+                if length_before is not None:
+                    self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length_before)
         return QueryResult(columns, rows, total, truncated, time.perf_counter() - start)
 
     def tables(self) -> list[str]:
@@ -310,65 +398,86 @@ class SQLiteDatabase(Database):
         return keys
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
         self.conn.close()
 
 
 # ====================================================================== DuckDB
 
+def duckdb_config(memory_limit: str) -> dict:
+    return {
+        "enable_external_access": False,  # no files: COPY, ATTACH, read_csv, INSTALL/LOAD are refused
+        "autoload_known_extensions": False,
+        "autoinstall_known_extensions": False,
+        "allow_unsigned_extensions": False,
+        "memory_limit": memory_limit,
+        "lock_configuration": True,  # SET cannot undo any of the above
+    }
+
+
+def run_duckdb(conn, sql, params, timeout_s, max_rows, count_all, user) -> QueryResult:
+    """One statement on a DuckDB connection, interrupted at the timeout (between vectors of work: see
+    statement_worker.py for what that leaves out). `user`: only one query may run, as DuckDB's own parser reads it."""
+    import duckdb
+
+    start = time.perf_counter()
+    deadline = time.monotonic() + timeout_s
+    timer = threading.Timer(timeout_s, conn.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        if user:  # the engine's own parser: exactly one statement, and a query (not even a temp table)
+            statements = conn.extract_statements(sql)
+            if len(statements) != 1:
+                raise SQLError("refused", f"one statement per call ({len(statements)} given)")
+            if statements[0].type != duckdb.StatementType.SELECT:
+                raise SQLError("refused", f"only queries may run ({statements[0].type.name} refused)")
+        cursor = conn.execute(sql, list(params) if params else None)
+        columns = [d[0] for d in cursor.description or []]
+        rows, total, truncated = _drain(cursor.fetchmany, max_rows, count_all, deadline, timeout_s)
+    except duckdb.InterruptException as err:
+        raise SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout") from err
+    except (duckdb.PermissionException, duckdb.InvalidInputException) as err:
+        message = str(err).splitlines()[0]
+        if "read-only" in message or "Permission" in message or "locked" in message.lower():
+            raise SQLError("refused", f"refused by the engine: {message}") from err
+        raise SQLError("error", message) from err
+    except duckdb.Error as err:
+        message = str(err).splitlines()[0]
+        kind = "refused" if "read-only" in message or "read only" in message else "error"
+        raise SQLError(kind, message) from err
+    except (ValueError, OverflowError, MemoryError) as err:
+        raise SQLError("error", f"{type(err).__name__}: {err}") from err
+    finally:
+        timer.cancel()
+    return QueryResult(columns, rows, total, truncated, time.perf_counter() - start)
+
+
 class DuckDBDatabase(Database):
+    """A DuckDB file, read-only; `isolate` as for SQLite."""
+
     dialect = "duckdb"
 
-    def __init__(self, path: str | Path, memory_limit: str = "2GB"):
-        super().__init__(path)
+    def __init__(self, path: str | Path, memory_limit: str = "2GB", max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES,
+                 isolate: bool | None = None):
+        super().__init__(path, max_sql_bytes)
         import duckdb
 
-        config = {
-            "enable_external_access": False,  # no files: COPY, ATTACH, read_csv, INSTALL/LOAD are refused
-            "autoload_known_extensions": False,
-            "autoinstall_known_extensions": False,
-            "allow_unsigned_extensions": False,
-            "memory_limit": memory_limit,
-            "lock_configuration": True,  # SET cannot undo any of the above
-        }
+        self.memory_limit = memory_limit
         try:
-            self.conn = duckdb.connect(str(self.path), read_only=True, config=config)
+            self.conn = duckdb.connect(str(self.path), read_only=True, config=duckdb_config(memory_limit))
         except duckdb.Error as err:
             raise UserError(f"cannot open DuckDB database '{path}': {str(err).splitlines()[0]}") from err
         self._lock = threading.Lock()
+        self.worker = start_worker(isolate, "duckdb", self.path, memory_limit,
+                                   {"memory_limit": memory_limit, "max_sql_bytes": max_sql_bytes})
 
     def _run(self, sql, params, timeout_s, max_rows, count_all, user) -> QueryResult:
-        import duckdb
-
-        start = time.perf_counter()
-        deadline = time.monotonic() + timeout_s
         with self._lock:
-            timer = threading.Timer(timeout_s, self.conn.interrupt)
-            timer.daemon = True
-            timer.start()
-            try:
-                if user:  # the engine's own parser: exactly one statement, and a query (not even a temp table)
-                    statements = self.conn.extract_statements(sql)
-                    if len(statements) != 1:
-                        raise SQLError("refused", f"one statement per call ({len(statements)} given)")
-                    if statements[0].type != duckdb.StatementType.SELECT:
-                        raise SQLError("refused", f"only queries may run ({statements[0].type.name} refused)")
-                cursor = self.conn.execute(sql, list(params) if params else None)
-                columns = [d[0] for d in cursor.description or []]
-                rows, total, truncated = _drain(cursor.fetchmany, max_rows, count_all, deadline, timeout_s)
-            except duckdb.InterruptException as err:
-                raise SQLError("timeout", f"query exceeded the {timeout_s:g} s timeout") from err
-            except (duckdb.PermissionException, duckdb.InvalidInputException) as err:
-                message = str(err).splitlines()[0]
-                if "read-only" in message or "Permission" in message or "locked" in message.lower():
-                    raise SQLError("refused", f"refused by the engine: {message}") from err
-                raise SQLError("error", message) from err
-            except duckdb.Error as err:
-                message = str(err).splitlines()[0]
-                kind = "refused" if "read-only" in message or "read only" in message else "error"
-                raise SQLError(kind, message) from err
-            finally:
-                timer.cancel()
-        return QueryResult(columns, rows, total, truncated, time.perf_counter() - start)
+            if user and self.worker is not None:
+                return self.worker.run(sql, timeout_s, max_rows, count_all)
+            return run_duckdb(self.conn, sql, params, timeout_s, max_rows, count_all, user)
 
     def tables(self) -> list[str]:
         rows = self.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
@@ -393,6 +502,8 @@ class DuckDBDatabase(Database):
         return keys
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
         self.conn.close()
 
 
@@ -430,12 +541,14 @@ class PostgresDatabase(Database):
     dialect = "postgres"
     cursor_name = "t2s_query"
 
-    def __init__(self, url: str = "postgresql:", allow_privileged: bool = False, connect_timeout_s: float = 10.0):
+    def __init__(self, url: str = "postgresql:", allow_privileged: bool = False, connect_timeout_s: float = 10.0,
+                 max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES):
         try:
             import psycopg
         except ImportError as err:  # pragma: no cover - a dependency
             raise UserError("PostgreSQL needs psycopg 3: pip install 'psycopg[binary]'") from err
         self.path = None
+        self.max_sql_bytes = positive_limit("max_sql_bytes", max_sql_bytes)
         self.url = url
         # A bare scheme means "all from the environment"; libpq fills whatever a URL leaves out from PG* variables.
         self._conninfo = "" if url.strip().lower().rstrip(":") in ("postgres", "postgresql") else url

@@ -43,6 +43,10 @@ def sqlglot_dialect(dialect: str) -> str:
 def parse(sql: str, dialect: str):
     import sqlglot
 
+    from tunelab.text2sql.db import DEFAULT_MAX_SQL_BYTES
+
+    if len(sql) > DEFAULT_MAX_SQL_BYTES:  # refused by the engine anyway; sqlglot is super-linear on such input
+        return None
     try:
         return sqlglot.parse_one(sql, read=sqlglot_dialect(dialect))
     except Exception:  # noqa: BLE001 - sqlglot raises several error types; an unparsable query gets no rewrite
