@@ -8,6 +8,7 @@ PNG per corpus and a README table generated from the JSON.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 from tunelab.active.classifier import ActiveClassifier, ClassifierConfig
 from tunelab.active.corpus import load_task
 from tunelab.active.loop import LoopConfig, run_loop
-from tunelab.active.metrics import summarise
+from tunelab.active.metrics import paired_difference, summarise
 from tunelab.active.strategies import make_strategy
 
 OURS = ("random", "entropy", "least-confidence", "bert-km", "badge", "coreset", "vapal-alps", "vapal-badge")
@@ -32,6 +33,7 @@ class CorpusSpec:
     query_size: int
     rounds: int = 10
     max_length: int = 128  # tokens kept per text when encoding
+    resample_per_seed: bool = False  # draw the pool and test subsamples with each run's seed (data seeds)
 
 
 def slug(source: str) -> str:
@@ -47,20 +49,40 @@ def strategy_for(name: str, num_labels: int):
     return make_strategy(name)
 
 
+def state_path(out: Path, source: str, name: str, seed: int) -> Path:
+    return out / "runs" / slug(source) / name.replace(":", "_") / f"seed{seed}.json"
+
+
+def is_finished(path: Path, rounds: int) -> bool:
+    import json
+
+    return path.exists() and len(json.loads(path.read_text())["rounds"]) == rounds + 1
+
+
 def run_corpus(spec: CorpusSpec, strategies: list[str], seeds: list[int], out: Path,
-               classifier_config: ClassifierConfig, progress: bool = True) -> dict:
+               classifier_config: ClassifierConfig, progress: bool = True, finished_only: bool = False) -> dict:
+    """Run (or read back) every strategy x seed; `finished_only` reports the finished runs and runs nothing."""
     classifier_config = dataclasses.replace(classifier_config, max_length=spec.max_length)
-    task = load_task(spec.source, max_pool=spec.max_pool, max_test=spec.max_test,
-                     encoder=classifier_config.encoder, trainable_layers=classifier_config.trainable_layers,
-                     max_length=spec.max_length, progress=progress)
+
+    @functools.lru_cache(maxsize=1)  # jobs are ordered seed by seed: one task in memory at a time
+    def task_for(seed: int):
+        return load_task(spec.source, max_pool=spec.max_pool, max_test=spec.max_test,
+                         encoder=classifier_config.encoder, trainable_layers=classifier_config.trainable_layers,
+                         max_length=spec.max_length, seed=seed if spec.resample_per_seed else 0, progress=progress)
+
     runs: dict[str, list[dict]] = {}
     from tunelab.progress import track
 
-    jobs = [(name, seed) for name in strategies for seed in seeds]
+    # seed-major order: a stopped benchmark has every strategy on its first seeds (paired comparisons)
+    jobs = [(name, seed) for seed in seeds for name in strategies
+            if not finished_only or is_finished(state_path(out, spec.source, name, seed), spec.rounds)]
+    if not jobs:
+        return None
     for name, seed in (track(jobs, f"{spec.source}: runs") if progress else jobs):
+        task = task_for(seed)
         config = LoopConfig(strategy=name, rounds=spec.rounds, query_size=spec.query_size,
                             initial_size=spec.initial_size, seed=seed)
-        state = out / "runs" / slug(spec.source) / name.replace(":", "_") / f"seed{seed}.json"
+        state = state_path(out, spec.source, name, seed)
         model = ActiveClassifier.for_encoder(classifier_config, task.num_labels)
         run = run_loop(task, model, config, state_path=state, strategy=strategy_for(name, task.num_labels),
                        progress=False)
@@ -69,6 +91,13 @@ def run_corpus(spec: CorpusSpec, strategies: list[str], seeds: list[int], out: P
     for name, entry in summary.items():
         query_times = [r["query_s"] for run in runs[name] for r in run["rounds"][1:]]
         entry["median_query_s"] = float(np.median(query_times)) if query_times else float("nan")
+        entry["compute_s"] = float(sum(r["query_s"] + r["train_s"] for run in runs[name] for r in run["rounds"]))
+    if any(not k.startswith("vapal") for k in summary):
+        base_name, base = best_baseline(summary)
+        for name, entry in summary.items():
+            if name.startswith("vapal"):
+                entry["vs_best_baseline"] = {"baseline": base_name,
+                                             **paired_difference(entry["aulc_by_seed"], base["aulc_by_seed"])}
     return {"source": spec.source, "pool": len(task.pool), "test": len(task.test), "labels": task.num_labels,
             "spec": dataclasses.asdict(spec), "summary": summary}
 
@@ -102,11 +131,11 @@ def plot_curves(corpus: dict, path: Path) -> None:
 def aulc_table(corpora: list[dict]) -> tuple[list[str], list[list]]:
     # per-round query times are kept in results.json but not compared here: the runs of different
     # strategies ran at different times on a shared machine; the cost comparison is the scale study
-    columns = ["corpus", "strategy", "AULC (acc) mean ± std", "AULC − random (paired) mean ± std"]
+    columns = ["corpus", "strategy", "seeds", "AULC (acc) mean ± std", "AULC − random (paired) mean ± std"]
     rows = []
     for corpus in corpora:
         for name, e in sorted(corpus["summary"].items(), key=lambda kv: -kv[1]["aulc_mean"]):
-            rows.append([corpus["source"], name, f"{e['aulc_mean']:.4f} ± {e['aulc_std']:.4f}",
+            rows.append([corpus["source"], name, e["seeds"], f"{e['aulc_mean']:.4f} ± {e['aulc_std']:.4f}",
                          f"{e.get('vs_random_mean', float('nan')):+.4f} ± {e.get('vs_random_std', float('nan')):.4f}"])
     return columns, rows
 
@@ -129,35 +158,48 @@ def readme_text(results: dict) -> str:
 
     corpora = list(results["corpora"].values())
     columns, rows = aulc_table(corpora)
-    lines = ["# Active learning benchmark (VAPAL and baselines)", "",
-             "Generated by `benchmarks/active/run_bench.py` from `results/results.json`; do not edit by hand. "
-             "Command: `python benchmarks/active/run_bench.py"
+    script = results.get("script", "benchmarks/active/run_bench.py")
+    lines = [f"# {results.get('title', 'Active learning benchmark (VAPAL and baselines)')}", "",
+             f"Generated by `{script}` from `results/results.json`; do not edit by hand. "
+             f"Command: `python {script}"
              + "".join(f" --leave-out {c} {n}" for c, names in results.get("leave_out", {}).items() for n in names)
              + "` (resumable: finished runs are read back from `results/runs/`).", "",
              f"Classifier: `{results['classifier']['encoder']}` encoder (max length per corpus below), "
              + (f"a linear head on cached mean-pooled states fitted by full-batch L-BFGS (at most "
                 f"{results['classifier']['lbfgs_iterations']} iterations, L2 {results['classifier']['head_l2']})"
                 if results['classifier']['trainable_layers'] == 0 else
-                f"the last {results['classifier']['trainable_layers']} encoder layers and a linear head, "
-                f"{results['classifier']['steps']} AdamW steps")
+                f"the last {results['classifier']['trainable_layers']} encoder layers and a linear head fine-tuned "
+                f"every round ({results['classifier']['steps']} AdamW steps of batch "
+                f"{results['classifier']['batch_size']}, lr {results['classifier']['layer_lr']:g} for the layers and "
+                f"{results['classifier']['head_lr']:g} for the head); the encoder below them is frozen and its "
+                "token states are cached, so VAP perturbs the token states entering the trained layers")
              + f", retrained from the same initialisation every round; seeds {results['seeds']}. "
              "small-text's strategies run on the same "
              "classifier, features, initial sets and seeds.", ""]
     for c in corpora:
         s = c["spec"]
+        hours = sum(e.get("compute_s", 0.0) for e in c["summary"].values()) / 3600
         lines.append(f"- **{c['source']}**: pool {c['pool']}, test {c['test']}, {c['labels']} labels; "
                      f"{s['initial_size']} random initial labels, then {s['rounds']} rounds of {s['query_size']}; "
-                     f"texts cut at {s['max_length']} tokens.")
-    lines += ["", "## AULC (normalised area under the accuracy curve)", "", Table(columns, rows).to_markdown(), ""]
+                     f"texts cut at {s['max_length']} tokens"
+                     + ("; pool and test drawn anew for each seed (data seeds)" if s.get("resample_per_seed") else "")
+                     + (f"; {hours:.2f} h of selection + training time over all runs" if hours else "") + ".")
+    lines += ["", "## AULC (normalised area under the accuracy curve)", "",
+              "± is the standard deviation over seeds (ddof = 0); the paired intervals below use ddof = 1.", "",
+              Table(columns, rows).to_markdown(), ""]
     lines += ["## VAPAL against the best baseline", ""]
     for c in corpora:
         name, base = best_baseline(c["summary"])
         for v in ("vapal-alps", "vapal-badge"):
             if v in c["summary"]:
                 e = c["summary"][v]
+                paired = e.get("vs_best_baseline")
                 lines.append(f"- {c['source']}: {v} {e['aulc_mean']:.4f} ± {e['aulc_std']:.4f} vs best baseline "
                              f"{name} {base['aulc_mean']:.4f} ± {base['aulc_std']:.4f} "
-                             f"(difference {e['aulc_mean'] - base['aulc_mean']:+.4f})")
+                             f"(difference {e['aulc_mean'] - base['aulc_mean']:+.4f}"
+                             + (f"; paired over {paired['seeds']} seeds {paired['mean']:+.4f}, 95 % t-interval "
+                                f"[{paired['ci'][0]:+.4f}, {paired['ci'][1]:+.4f}]"
+                                if paired and paired["seeds"] >= 2 else "") + ")")
     for c in corpora:
         for name, u in c.get("unfinished", {}).items():
             dense_mb = c["pool"] * c["labels"] * results["hidden_size"] * 8 / 1e6
@@ -214,7 +256,7 @@ def unfinished(out: Path, source: str, name: str, seeds, rounds: int) -> dict:
     """What the saved states of an unfinished strategy hold: finished seeds and query times so far."""
     import json
 
-    states = [out / "runs" / slug(source) / name.replace(":", "_") / f"seed{s}.json" for s in seeds]
+    states = [state_path(out, source, name, s) for s in seeds]
     records = [json.loads(p.read_text()) for p in states if p.exists()]
     times = [r["query_s"] for rec in records for r in rec["rounds"][1:]]
     return {"finished_seeds": sum(len(rec["rounds"]) == rounds + 1 for rec in records),
@@ -224,7 +266,8 @@ def unfinished(out: Path, source: str, name: str, seeds, rounds: int) -> dict:
 def run_benchmark(out: Path, corpora=DEFAULT_CORPORA, strategies=OURS + PEERS, seeds=(0, 1, 2, 3, 4),
                   classifier_config: ClassifierConfig | None = None, scale: dict | None = None,
                   readme: Path | None = None, progress: bool = True,
-                  leave_out: dict[str, list[str]] | None = None) -> dict:
+                  leave_out: dict[str, list[str]] | None = None, script: str | None = None,
+                  title: str | None = None, finished_only: bool = False) -> dict:
     """Run every corpus (resumable) and the scale study; write results.json, PNGs and the README table.
 
     `leave_out` maps a corpus to strategies reported as unfinished (from their saved states) instead of run.
@@ -236,10 +279,13 @@ def run_benchmark(out: Path, corpora=DEFAULT_CORPORA, strategies=OURS + PEERS, s
     results = {"classifier": dataclasses.asdict(classifier_config), "seeds": list(seeds),
                "hidden_size": ActiveClassifier.for_encoder(classifier_config, 2).hidden_size,
                "strategies": list(strategies), "leave_out": dict(leave_out or {}), "corpora": {}}
+    results.update({k: v for k, v in (("script", script), ("title", title)) if v})
     for spec in corpora:
         skipped = [n for n in (leave_out or {}).get(spec.source, []) if n in strategies]
         corpus = run_corpus(spec, [n for n in strategies if n not in skipped], list(seeds), out, classifier_config,
-                            progress)
+                            progress, finished_only)
+        if corpus is None:  # finished_only, and nothing finished yet
+            continue
         corpus["unfinished"] = {n: unfinished(out, spec.source, n, seeds, spec.rounds) for n in skipped}
         results["corpora"][spec.source] = corpus
         plot_curves(corpus, out / f"curves-{slug(spec.source)}.png")

@@ -46,6 +46,7 @@ def summarise(runs_by_strategy: dict[str, list[dict]], metric: str = "accuracy",
     for name, by_seed in per_seed.items():
         values = np.array(list(by_seed.values()))
         entry = {"aulc_mean": float(values.mean()), "aulc_std": float(values.std()), "seeds": len(values),
+                 "aulc_by_seed": {str(s): float(v) for s, v in by_seed.items()},
                  "curve": mean_std_curve(runs_by_strategy[name], metric)}
         if reference in per_seed:
             shared = sorted(set(by_seed) & set(per_seed[reference]))
@@ -54,3 +55,17 @@ def summarise(runs_by_strategy: dict[str, list[dict]], metric: str = "accuracy",
             entry["vs_random_std"] = float(diffs.std()) if len(diffs) else float("nan")
         out[name] = entry
     return out
+
+
+def paired_difference(a_by_seed: dict[str, float], b_by_seed: dict[str, float], level: float = 0.95) -> dict:
+    """Mean of a - b over the seeds both have, its sample std (ddof = 1) and a t confidence interval."""
+    from scipy import stats
+
+    shared = sorted(set(a_by_seed) & set(b_by_seed))
+    diffs = np.array([a_by_seed[s] - b_by_seed[s] for s in shared], dtype=float)
+    if len(diffs) < 2:
+        return {"seeds": len(diffs), "mean": float(diffs.mean()) if len(diffs) else float("nan"),
+                "std": float("nan"), "ci": [float("nan"), float("nan")]}
+    mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * std / np.sqrt(len(diffs))
+    return {"seeds": len(diffs), "mean": mean, "std": std, "ci": [mean - half, mean + half]}
