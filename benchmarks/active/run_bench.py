@@ -35,6 +35,7 @@ if __name__ == "__main__":
     leave_out: dict[str, list[str]] = {}
     for corpus, strategy in args.leave_out:
         leave_out.setdefault(corpus, []).append(strategy)
-    run_benchmark(HERE / "results", scale=None if args.no_scale else {"kinds": list(SCALE_KINDS)},
+    run_benchmark(HERE / "results", scale=None if args.no_scale else {"kinds": list(SCALE_KINDS), "repeats": 3,
+                                                                     "timing_rounds": 7},
                   readme=HERE / "README.md", leave_out=leave_out)
     print((HERE / "README.md").read_text())

@@ -82,3 +82,14 @@ def test_nearest_to_centroids_is_unique():
     x = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0]])
     picked = clustering.nearest_to_centroids(x, np.array([[0.0, 0.0], [0.0, 0.0]]))
     assert picked.tolist() == [0, 1]
+
+
+def test_dense_distances_keep_float32_and_match_float64():
+    x = np.random.default_rng(3).normal(size=(200, 24))
+    exact = badge.DenseDistances(x)
+    single = badge.DenseDistances(x.astype(np.float32))
+    assert single.x.dtype == np.float32 and exact.x.dtype == np.float64  # no float64 copy of a float32 matrix
+    brute = ((x[:, None, :] - x[None, 7, :]) ** 2).sum(-1)[:, 0]
+    np.testing.assert_allclose(exact.to(7), brute, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(single.to(7), brute, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(single.sq_norms, (x * x).sum(1), rtol=1e-5)

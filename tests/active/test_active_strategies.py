@@ -85,3 +85,23 @@ def test_small_text_peers_run_on_our_classifier(kind, pooled_setup):
     assert len(set(picked.tolist())) == 6 and not set(picked.tolist()) & set(labeled.tolist())
     if kind == "entropy":
         assert set(picked.tolist()) == set(make_strategy("entropy").query(clf, pool, labeled, 6, None).tolist())
+
+
+def test_vapal_representations_are_unit_directions_times_the_magnitude():
+    from tunelab.active.strategies import Vapal
+
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(30, 8)).astype(np.float32)
+    smooth, grad = rng.uniform(0.1, 2, 30).astype(np.float32), rng.uniform(0.1, 2, 30).astype(np.float32)
+
+    class FakeModel:
+        def vap(self, pool, idx, **_):
+            return {"r": r.copy(), "smoothness": smooth, "grad_norm": grad, "probs": None}
+
+    unit = r / np.linalg.norm(r, axis=1, keepdims=True)
+    alps = Vapal(selector="alps").representations(FakeModel(), None, np.arange(30), 0)
+    np.testing.assert_allclose(alps, unit, rtol=1e-6)
+    by_smooth = Vapal(selector="badge").representations(FakeModel(), None, np.arange(30), 0)
+    np.testing.assert_allclose(by_smooth, unit * smooth[:, None], rtol=1e-6)
+    by_grad = Vapal(selector="badge", magnitude="grad-norm").representations(FakeModel(), None, np.arange(30), 0)
+    np.testing.assert_allclose(by_grad, unit * grad[:, None], rtol=1e-6)

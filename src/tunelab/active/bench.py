@@ -215,23 +215,35 @@ def readme_text(results: dict) -> str:
     if scale:
         res = scale["results"]
         ref = res.get("badge", {})
+        same = scale.get("same_process")
+        nd = scale["pool_size"] * scale["dim"]
         lines += ["", f"## Selection cost on a {scale['pool_size']}-example pool", "",
-                  f"d = {scale['dim']}, C = {scale['classes']}, query size {scale['query_size']}, median of "
-                  f"{scale['repeats']} query(ies), one process per strategy, one torch and BLAS thread; peak memory = "
-                  f"rise of the process's max RSS during the queries. The processes ran one after the other on a "
-                  f"shared, heavily loaded 2-core machine, so the time ratios are indicative; memory is not affected. "
-                  f"A dense BADGE gradient matrix would hold "
-                  f"{scale['dense_gradient_matrix_gb_float64']:.2f} GB (float64).", "",
-                  "| strategy | median query time / BADGE (ours) | peak memory rise (MB) | memory / BADGE (ours) |",
-                  "|---|---|---|---|"]
+                  f"d = {scale['dim']}, C = {scale['classes']}, query size {scale['query_size']}, one torch and BLAS "
+                  "thread. Memory: each strategy in a fresh process, peak = rise of the process's max RSS during "
+                  f"{scale['repeats']} query(ies), also given in bytes per n·d (n pool size, d hidden size: the "
+                  "constant of O(n d))."
+                  + (f" Time: the strategies took turns for {same['rounds']} rounds in one process (the first one "
+                     "rotating), so load hits each alike; the ratio to BADGE is taken per round, median "
+                     "[interquartile range]." if same else
+                     " Time: median of the memory processes' queries, which ran one after the other on a shared "
+                     "machine, so the ratios are indicative.")
+                  + f" A dense BADGE gradient matrix would hold {scale['dense_gradient_matrix_gb_float64']:.2f} GB "
+                  "(float64).", "",
+                  "| strategy | query time / BADGE (ours) | peak memory rise (MB) | bytes per n·d | "
+                  "memory / BADGE (ours) |", "|---|---|---|---|---|"]
         for kind, r in res.items():
             if "error" in r:
-                lines.append(f"| {kind} | {r['error']} | | |")
+                lines.append(f"| {kind} | {r['error']} | | | |")
                 continue
-            t_ratio = r["median_s"] / ref["median_s"] if ref.get("median_s") else float("nan")
+            if same and kind in same["ratio"]:
+                q = same["ratio"][kind]
+                t_text = f"{q['median']:.2f} [{q['iqr'][0]:.2f}, {q['iqr'][1]:.2f}]"
+            else:
+                t_text = f"{r['median_s'] / ref['median_s']:.2f}" if ref.get("median_s") else "n/a"
             m_ratio = (r["peak_rss_rise_mb"] / ref["peak_rss_rise_mb"]
                        if ref.get("peak_rss_rise_mb") else float("nan"))
-            lines.append(f"| {kind} | {t_ratio:.2f} | {r['peak_rss_rise_mb']:.1f} | {m_ratio:.2f} |")
+            lines.append(f"| {kind} | {t_text} | {r['peak_rss_rise_mb']:.1f} | "
+                         f"{r['peak_rss_rise_mb'] * 2 ** 20 / nd:.1f} | {m_ratio:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -146,12 +146,14 @@ class Vapal:
         self.name = self.name or f"vapal-{self.selector}"
 
     def representations(self, model, pool, idx: np.ndarray, seed: int) -> np.ndarray:
+        """Unit perturbation directions (alps) or directions x magnitude (badge): one (n, d) matrix, in place."""
         out = model.vap(pool, idx, xi=self.xi, eps=self.eps, power_iterations=self.power_iterations, seed=seed)
-        directions = l2_normalise(out["r"])
-        if self.selector == "alps":
-            return directions
-        weight = out["smoothness"] if self.magnitude == "smoothness" else out["grad_norm"]
-        return directions * weight[:, None]
+        reps = out["r"]  # float32 (n, d); scaled in place so selection holds a single n x d matrix
+        reps /= np.maximum(np.linalg.norm(reps, axis=1, keepdims=True), 1e-12)
+        if self.selector == "badge":
+            weight = out["smoothness"] if self.magnitude == "smoothness" else out["grad_norm"]
+            reps *= weight[:, None].astype(reps.dtype)
+        return reps
 
     def query(self, model, pool, labeled_idx, n, rng):
         return self.select(model, pool, unlabeled_indices(len(pool), labeled_idx, n), n, rng)
