@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from tunelab import __version__
-from tunelab.errors import UserError
+from tunelab.errors import UserError, one_line
 
 # (module holding a typer `app`, sub-command name). A capability not yet present is simply not mounted.
 CAPABILITY_APPS = [
@@ -83,7 +83,7 @@ _mount()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = _checked(typer.main.get_command(app)).main(args=argv, standalone_mode=False)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -104,9 +104,36 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except _click_exceptions() as err:  # usage errors: unknown option, missing argument, bad value
-        print(f"error: {' '.join(err.format_message().split())} (see --help)", file=sys.stderr)
+        print(f"error: {one_line(err.format_message())} (see --help)", file=sys.stderr)
         return 2
-    return 0
+    # under standalone_mode=False a command's `raise typer.Exit(n)` comes back as its return value
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def _checked(group):
+    """The command tree with one check before every command runs: no float option may be NaN or infinite."""
+    stack = [group]
+    while stack:
+        command = stack.pop()
+        stack.extend(getattr(command, "commands", {}).values())
+        if command.callback is not None and not getattr(command.callback, "_finite_checked", False):
+            command.callback = _finite_floats(command.callback, {p.name: p.opts[0] for p in command.params if p.opts})
+    return group
+
+
+def _finite_floats(callback, flags: dict[str, str]):
+    import functools
+
+    from tunelab.validate import finite
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        for name, value in kwargs.items():
+            finite(flags.get(name, name), value)
+        return callback(*args, **kwargs)
+
+    run._finite_checked = True
+    return run
 
 
 def _command(argv: list[str]) -> str | None:

@@ -78,6 +78,13 @@ def demo_command(
     as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout."),
 ) -> None:
     """Run every available study at small scale and write the HTML report."""
+    from tunelab import validate
+    from tunelab.errors import UserError
+
+    if only and not available_demos(only):
+        names = ", ".join(n.rsplit(".", 2)[-2 if n.endswith(".demo") else -1] for n in available_demos())
+        raise UserError(f"no demo matches {' or '.join(repr(o) for o in only)}: choose from {names}")
+    validate.out_dir(out)
     sections = run_demos(out, only)
     index = write_report(sections, out)
     if as_json:

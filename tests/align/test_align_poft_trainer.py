@@ -90,6 +90,16 @@ def test_train_saves_and_resumes(tmp_path):
     assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 3
 
 
+def _zip_bytes() -> bytes:
+    """An empty zip archive: what resume accepts as a torch.save file that was not cut short."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    zipfile.ZipFile(buffer, "w").close()
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("stray", [False, True])
 def test_train_resumes_from_highest_numbered_checkpoint(tmp_path, monkeypatch, stray):
     import types
@@ -97,7 +107,9 @@ def test_train_resumes_from_highest_numbered_checkpoint(tmp_path, monkeypatch, s
     from tunelab.align import poft_train
 
     for name in ["checkpoint-2", "checkpoint-10", "checkpoint-100"] + (["checkpoint-abc"] if stray else []):
-        (tmp_path / name).mkdir()
+        (tmp_path / name).mkdir()  # complete as far as resume checks: state and (empty) weights
+        (tmp_path / name / "trainer_state.json").write_text("{}")
+        (tmp_path / name / "adapter_model.bin").write_bytes(_zip_bytes())
     resumed = []
 
     def fake_train(resume_from_checkpoint=None):
@@ -105,7 +117,8 @@ def test_train_resumes_from_highest_numbered_checkpoint(tmp_path, monkeypatch, s
         return types.SimpleNamespace(global_step=0, training_loss=0.0)
 
     monkeypatch.setattr(poft_train, "load_target", lambda *a, **k: (None, None))
-    monkeypatch.setattr(poft_train, "make_trainer", lambda *a, **k: types.SimpleNamespace(train=fake_train))
+    monkeypatch.setattr(poft_train, "make_trainer", lambda *a, **k: types.SimpleNamespace(
+        train=fake_train, state=types.SimpleNamespace(log_history=[])))
     config = PoFTConfig(output_dir=str(tmp_path), loss_type="sft", use_cpu=True)
     summary = train([{"prompt": p, "response": r} for p, r in PAIRS], "fake", config, lora=None, resume=True)
     assert resumed == [str(tmp_path / "checkpoint-100")] == [summary["resumed_from"]]

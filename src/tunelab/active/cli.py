@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from tunelab import validate
 from tunelab.errors import UserError
 
 app = typer.Typer(no_args_is_help=True,
@@ -41,6 +42,14 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
 ) -> None:
     """Run active learning with one strategy on one dataset and print the learning curve."""
+    for flag, value, low in (("--rounds", rounds, 0), ("--query-size", query_size, 1),
+                             ("--initial-size", initial_size, 1), ("--max-pool", max_pool, 0),
+                             ("--max-test", max_test, 0), ("--trainable-layers", trainable_layers, 0),
+                             ("--max-length", max_length, 2), ("--power-iterations", power_iterations, 1)):
+        validate.at_least(flag, value, low)  # before any text is read or encoded
+    validate.positive("--xi", xi)
+    validate.positive("--eps", eps)
+    validate.out_dir(out)
     import torch
 
     from tunelab.active.bench import strategy_for
@@ -107,6 +116,10 @@ def query_command(
     as_json: bool = typer.Option(False, "--json", help="Print the round's summary as JSON."),
 ) -> None:
     """Choose the next rows for a person to label, from the labels given so far."""
+    validate.at_least("--n", n, 1)
+    validate.at_least("--trainable-layers", trainable_layers, 0)
+    validate.at_least("--max-length", max_length, 2)
+    validate.out_file(out)
     import torch
 
     from tunelab.active.labelling import parse_label_set
@@ -152,6 +165,8 @@ def bench_command(
             raise UserError(f"unknown benchmark strategy '{name}': choose one of {', '.join(OURS + PEERS)}")
     if seeds < 1 or rounds < 1:
         raise UserError("--seeds and --rounds must be at least 1")
+    validate.out_dir(out)
+    validate.out_file(readme, "--readme")
     specs = [dataclasses.replace(known[c], rounds=rounds) for c in (corpus or known)]
     results = run_benchmark(out, specs, tuple(strategy or OURS + PEERS), tuple(range(seeds)),
                             scale={"kinds": list(SCALE_KINDS)} if scale else None, readme=readme)

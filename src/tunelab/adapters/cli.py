@@ -7,14 +7,26 @@ from pathlib import Path
 
 import typer
 
+from tunelab import validate
 from tunelab.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, help="Parameter-efficient fine-tuning: BoRA against PEFT's LoRA and DoRA.")
 
 
 def _check_out(out: Path | None) -> None:
+    validate.out_dir(out)
     if out is not None and out.exists() and any(out.iterdir()):
         raise UserError(f"output folder '{out}' is not empty")
+
+
+def _check_labels(data: str, labels) -> None:
+    """A classifier needs two labels present; one label (or none) trains a constant and reports a perfect score."""
+    import numpy as np
+
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise UserError(f"{data}: the data holds {len(present)} distinct label(s); a classifier needs at least two "
+                        "labels")
 
 
 @app.command()
@@ -48,8 +60,10 @@ def train(
                         ("max train", max_train), ("max test", max_test)):
         if value <= 0:
             raise UserError(f"{name} must be positive, got {value}")
+    validate.positive("--lr", lr)
     _check_out(out)
     dataset = load_labeled_text(data, text_column=text_column, label_column=label_column)
+    _check_labels(data, dataset.labels)
     train_set, test_set = dataset.train_test_split(0.2)
     train_set, test_set = train_set.sample(max_train, seed=0), test_set.sample(max_test, seed=0)
     model_encoder, tokenizer = load_encoder(encoder)
@@ -97,6 +111,7 @@ def bench(
         make_config(kind, r=r, target_modules=LLAMA_TARGETS, order=order or "out_first")
     if repeats < 1 or batch_size < 1 or seq_len < 2:
         raise UserError("repeats, batch size must be >= 1 and seq len >= 2")
+    validate.at_least("--threads", threads, 1)
     _check_out(out)
     torch.set_num_threads(threads)
     result = run_speed_study(model, names, r=r, batch_size=batch_size, seq_len=seq_len, repeats=repeats,

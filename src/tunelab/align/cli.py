@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from tunelab import validate
 from tunelab.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, help="Preference alignment: EPA and DPO (and PoFT when installed).",
@@ -85,24 +86,30 @@ def train(
                                          weak_weight=weak_weight, weak_source=weak_source, max_length=max_length,
                                          **guards))
     check_preference_options(options)
-    if lora_r < 0 or batch_size < 1 or lr <= 0:
-        raise UserError("--lora-r must be >= 0, --batch-size >= 1 and --lr > 0")
-    if not data.is_file():
-        raise UserError(f"no such data file: {data}")
+    validate.at_least("--lora-r", lora_r, 0)
+    validate.at_least("--batch-size", batch_size, 1)
+    validate.positive("--lr", lr)
+    validate.steps_or_epochs("--steps", steps, "--epochs", epochs)
+    validate.at_least("--save-steps", save_steps, 0)
+    checkpoints = checkpoint_dir or out.with_name(out.name + "-checkpoints")
+    validate.out_dir(out)
+    validate.out_dir(checkpoints, "--checkpoint-dir")
+    validate.in_file(data, "--data")
     records = read_records(data)
     from tunelab.align.data import normalize_records
 
     normalize_records(records, ns=ns)  # fail fast, before loading a model
-    checkpoints = checkpoint_dir or out.with_name(out.name + "-checkpoints")
-    if resume == "last":
-        from tunelab.resume import last_checkpoint
+    from tunelab.resume import checkpoint_problem, last_checkpoint, run_train_loss
 
-        found = last_checkpoint(checkpoints)
+    if resume == "last":
+        found = last_checkpoint(checkpoints)  # skips incomplete ones, one line each on stderr
         if found is None:
             raise UserError(f"no checkpoint under {checkpoints} to resume from")
         resume = str(found)
     elif resume is not None and not Path(resume).is_dir():
         raise UserError(f"no such checkpoint folder: {resume}")
+    elif resume is not None and (problem := checkpoint_problem(resume)):
+        raise UserError(f"cannot resume from {resume}: {problem}; pass an earlier checkpoint or --resume last")
 
     from tunelab.align.config import AlignConfig
     from tunelab.align.trainer import PreferenceTrainer
@@ -131,7 +138,8 @@ def train(
     result = trainer.train(resume_from_checkpoint=resume)
     logs = trainer.state.log_history
     steps_logged = [h for h in logs if "loss" in h]
-    summary = {"method": method, "model": model, "steps": trainer.state.global_step, "train_loss": result.training_loss,
+    train_loss = run_train_loss(logs, result.training_loss)  # over every step, also those before a resume
+    summary = {"method": method, "model": model, "steps": trainer.state.global_step, "train_loss": train_loss,
                "guards": guards, "final": steps_logged[-1] if steps_logged else {}, "out": str(out)}
     with staged_dir(out) as tmp:
         trainer.model.save_pretrained(tmp / "model")
@@ -139,7 +147,7 @@ def train(
         atomic_write_json(tmp / "metrics.json", summary)
         atomic_write_json(tmp / "log_history.json", logs)
     final = summary["final"]
-    _emit(summary, as_json, [f"{method}: {summary['steps']} steps, loss {result.training_loss:.4f}, "
+    _emit(summary, as_json, [f"{method}: {summary['steps']} steps, loss {train_loss:.4f}, "
                              f"reward accuracy {final.get('rewards/accuracies', float('nan')):.2f}, "
                              f"margin {final.get('rewards/margins', float('nan')):.4f} -> {out}"])
 
@@ -162,6 +170,9 @@ def theory(
 
     if prompts < 1 or responses < 2 or inits < 1:
         raise UserError("need --prompts >= 1, --responses >= 2 and --inits >= 1")
+    validate.positive("--beta", beta)
+    validate.at_least("--w", w, 0)
+    validate.out_dir(out)
     cfg = TheoryConfig(prompts=prompts, responses=responses, inits=inits, weak_negatives=_ints(nw, "nw"), w=w,
                        beta=beta, seed=seed)
     outcome = run_theory(cfg, progress=lambda jobs: track(jobs, "theory: optimising"))
@@ -201,6 +212,11 @@ def study(
         raise UserError(f"--prompts must be between 2 and {len(PROMPTS)}")
     if ns >= train_responses or heldout_responses < 2 or steps < 1:
         raise UserError("need --ns < --train-responses, --heldout-responses >= 2 and --steps >= 1")
+    validate.at_least("--batch-size", batch_size, 1)
+    validate.positive("--lr", lr)
+    validate.at_least("--max-new-tokens", max_new_tokens, 1)
+    validate.at_least("--nw", nw, 0)
+    validate.out_dir(out)
     cfg = StudyConfig(model=model, prompts=prompts, seeds=_ints(seeds, "seeds"), steps=steps, batch_size=batch_size,
                       learning_rate=lr, num_weak=nw, num_strong=ns, train_responses=train_responses,
                       heldout_responses=heldout_responses, max_new_tokens=max_new_tokens)
@@ -240,6 +256,7 @@ def enumerable(
     from tunelab.progress import track
 
     cfg = EnumerableConfig(**settings)
+    validate.out_dir(out)
     progress = lambda cells: track(cells, "enumerable study")  # noqa: E731
     outcome = run_into(cfg, out, progress) if out is not None else run_study(cfg, progress=progress)
     s = outcome["summary"]

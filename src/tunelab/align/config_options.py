@@ -15,6 +15,7 @@ import typing
 from typing import Any, Callable, Sequence
 
 from tunelab.errors import UserError
+from tunelab.validate import finite
 
 _SCALARS = (bool, int, float, str)
 
@@ -56,15 +57,19 @@ def field_value(cls, name: str, value: Any) -> Any:
     if optional and value.strip().lower() == "none":
         return None
     item = _tuple_item(inner)
+    flag = f"--{name.replace('_', '-')}"
     try:
         if item is not None:
-            return tuple(item(v.strip()) for v in value.split(",") if v.strip())
-        if inner in (int, float):
-            return inner(value)
+            parsed = tuple(item(v.strip()) for v in value.split(",") if v.strip())
+        elif inner in (int, float):
+            parsed = inner(value)
+        else:
+            return value
     except ValueError:
         kind = f"comma-separated {item.__name__}s" if item else inner.__name__
-        raise UserError(f"--{name.replace('_', '-')} must be {kind}, got '{value}'") from None
-    return value
+        raise UserError(f"{flag} must be {kind}, got '{value}'") from None
+    finite(flag, parsed)  # text options bypass the CLI's own NaN check
+    return parsed
 
 
 def _default(field: dataclasses.Field) -> Any:

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 
+from tunelab import validate
 from tunelab.errors import UserError
 
 app = typer.Typer(help="PoFT: preference-oriented SFT against aligned models' scores.", no_args_is_help=True)
@@ -49,9 +50,12 @@ def score(
     """Score every response with each aligned model (cached and resumable) and write s_ref per example."""
     from tunelab.align.poft_scoring import score_dataset
 
-    pairs = _pairs(data, prompt_key, response_key)
     if not aligned_model:
         raise UserError("give at least one --aligned-model")
+    validate.out_file(out)
+    validate.out_dir(cache_dir, "--cache-dir")
+    validate.in_file(data, "--data")
+    pairs = _pairs(data, prompt_key, response_key)
     scores = score_dataset(pairs, aligned_model, cache_dir or _default_cache(), batch_size, max_length)
     scores.save(out)
     summary = {"examples": len(pairs), "out": str(out), "data_hash": scores.data_hash,
@@ -93,6 +97,14 @@ def train(
 
     if loss not in ("poft", "sft"):
         raise UserError(f"--loss must be 'poft' or 'sft', not '{loss}'")
+    validate.positive("--beta", beta)
+    validate.positive("--lr", learning_rate)
+    validate.steps_or_epochs("--max-steps", max_steps, "--epochs", epochs)
+    validate.out_dir(out)
+    validate.out_dir(cache_dir, "--cache-dir")
+    validate.in_file(data, "--data")
+    if scores is not None:
+        validate.in_file(scores, "--scores")
     pairs = _pairs(data, prompt_key, response_key)
     reference = None
     if loss == "poft":
@@ -144,6 +156,10 @@ def study(
         raise UserError(f"unknown task '{task}': choose one of {', '.join(sorted(TASKS))}")
     if any(not 0 <= n <= 1 for n in noise or []):
         raise UserError("--noise values are fractions between 0 and 1")
+    validate.positive("--epochs", epochs)
+    validate.positive("--lr", learning_rate)
+    validate.out_dir(out)
+    validate.out_dir(cache_dir, "--cache-dir")
     settings = StudySettings(target=target, task=task, aligned=tuple(aligned_model or DEFAULT_ALIGNED),
                              n_train=n_train, n_test=n_test, noise=tuple(noise or (0.0, 0.2, 0.4)),
                              seeds=tuple(seeds or (0, 1, 2)), epochs=epochs, learning_rate=learning_rate, cost_steps=cost_steps)

