@@ -69,14 +69,20 @@ def adapter_gains(module: LoraLinear, adapter: str,
 
 
 def factorised_output(module: LoraLinear, adapter: str, x: torch.Tensor) -> torch.Tensor:
-    """g_out * (W0 (g_in * x) + s B A drop(g_in * x)), without bias, in x's dtype."""
+    """g_out * (W0 (g_in * x) + s B (A diag(g_in)) drop(x)), without bias, in x's dtype.
+
+    This is g_out * (W0 + s B A)(g_in * x) with dropout on the LoRA branch. g_in goes into A's small (r, in) weight
+    rather than into the LoRA branch's input: the branch's matmul then keeps x for backward, which the product
+    g_in * x keeps anyway (for g_in's gradient), instead of a second activation of the input's size. Dropout is an
+    elementwise mask, so drop(g_in * x) = g_in * drop(x) with the same mask.
+    """
     gain_out, gain_in = adapter_gains(module, adapter)
     base_weight = _out_in(module.get_base_layer().weight, module.fan_in_fan_out)
-    lora_A = module.lora_A[adapter]
-    scaled_x = x * gain_in.to(x.dtype)
-    base_part = F.linear(scaled_x, base_weight.to(x.dtype))
-    lora_x = module.lora_dropout[adapter](scaled_x).to(lora_A.weight.dtype)
-    lora_part = module.lora_B[adapter](lora_A(lora_x)) * module.scaling[adapter]
+    lora_A = module.lora_A[adapter].weight
+    base_part = F.linear(x * gain_in.to(x.dtype), base_weight.to(x.dtype))
+    lora_x = module.lora_dropout[adapter](x).to(lora_A.dtype)
+    lora_h = F.linear(lora_x, lora_A * gain_in.to(lora_A.dtype))
+    lora_part = module.lora_B[adapter](lora_h) * module.scaling[adapter]
     return (base_part + lora_part.to(base_part.dtype)) * gain_out.to(base_part.dtype)
 
 
