@@ -5,6 +5,7 @@ kill in between leaves a folder that resume picks and then fails on. `AtomicChec
 `.checkpoint-staging/checkpoint-N` and renames the finished folder into place (a rename is atomic on one file
 system). Stale staging left by a kill is removed by the next save. `LogAtCheckpoints` logs the loss at every
 checkpoint and at the last step, so the log history a resume restores covers every step (`resume.run_train_loss`).
+Resuming from the last step's checkpoint trains nothing more.
 """
 
 from __future__ import annotations
@@ -78,6 +79,14 @@ class AtomicCheckpoints:
         shutil.rmtree(staging, ignore_errors=True)
         rotate_checkpoints(output_dir=str(run_dir), save_total_limit=self.args.save_total_limit,
                            best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    def _run_epoch(self, *args, **kwargs):
+        # Resumed from the checkpoint of the last step in the middle of an epoch, Trainer would train one step
+        # more before it checks max_steps (and a run killed after its last save would end one step too far).
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         _pause_for_tests()  # weights are written, trainer_state.json is not: the worst moment for a kill

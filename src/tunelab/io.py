@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -78,19 +79,36 @@ def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     return path
 
 
+STAGED_PAUSE_ENV = "TUNELAB_STAGED_PAUSE_S"  # test hook: sleep this long between staging and moving into place
+
+
+def _pause_for_tests() -> None:
+    seconds = float(os.environ.get(STAGED_PAUSE_ENV) or 0)
+    if seconds > 0:
+        import time
+
+        time.sleep(seconds)
+
+
 @contextlib.contextmanager
 def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success its files replace `out`'s, on error it is removed.
 
     Existing files in `out` that the run did not produce are kept, so resuming into an
-    output folder is safe.
+    output folder is safe. The folder's name holds the writer's pid, so the staging folder of a killed run is
+    removed by the next run into the same `out`.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    remove_stale_pid_temps(out.parent, f".{out.name}", own=False)  # a killed run's staging (kills run no cleanup)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.staged-", suffix=".tmp", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder; it may become `out` itself
     try:
         yield tmp
-        out.mkdir(parents=True, exist_ok=True)
+        _pause_for_tests()
+        if not out.exists():  # the common case: one rename, so a kill leaves no `out` or a whole one
+            os.rename(tmp, out)
+            return
         for item in sorted(tmp.rglob("*")):
             if item.is_file():
                 dest = out / item.relative_to(tmp)
@@ -98,3 +116,39 @@ def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
                 os.replace(item, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_pid_temps(folder: str | os.PathLike, stem: str, own: bool = True) -> list[Path]:
+    """Remove `{stem}.{pid}.tmp*` and `{stem}.{pid}.staged-*.tmp` entries (files, SQLite journals, folders)
+    whose writer process is gone.
+
+    A SIGKILLed writer runs no cleanup, so its temp output stays behind; the next writer removes it. Temps of
+    live processes (a concurrent build) are left alone; this process's own ones go unless `own` is False.
+    Returns what was removed.
+    """
+    pattern = re.compile(re.escape(stem) + r"\.(\d+)(\.staged-\w+)?\.tmp(-journal|-wal|-shm)?$")
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = pattern.match(entry.name)
+        pid = int(match.group(1)) if match else None
+        if pid is None or (pid == os.getpid() and not own) or (pid != os.getpid() and _pid_alive(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed

@@ -40,14 +40,32 @@ def _finish(texts: list[str], labels: list[str], name: str, min_count: int) -> L
     return LabeledTextDataset([t for t, _ in kept], [l for _, l in kept], names, name)
 
 
+def _read_cache(path: Path) -> dict | None:
+    """The cached corpus at `path`, None when there is none; a damaged one (a killed or foreign write) is
+    reported in one line on stderr and treated as missing, so the caller rebuilds it."""
+    import sys
+
+    if not path.is_file():
+        return None
+    try:
+        cached = json.loads(path.read_bytes())
+        if not (isinstance(cached, dict) and isinstance(cached.get("texts"), list)
+                and isinstance(cached.get("labels"), list) and len(cached["texts"]) == len(cached["labels"])):
+            raise ValueError("not a corpus cache")
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        print(f"corrupt corpus cache {path} ({getattr(err, 'msg', err)}); rebuilding it", file=sys.stderr)
+        return None
+    cached.setdefault("stamp", None)
+    return cached
+
+
 def _cached_corpus(name: str, source_stamp: str, build: Callable[[], tuple[list[str], list[str]]]):
     from tunelab.io import atomic_write_json
 
     path = _cache_path(f"{name}.json")
-    if path.is_file():
-        cached = json.loads(path.read_text())
-        if cached.get("stamp") == source_stamp:
-            return cached["texts"], cached["labels"]
+    cached = _read_cache(path)
+    if cached is not None and cached["stamp"] == source_stamp:
+        return cached["texts"], cached["labels"]
     texts, labels = build()
     atomic_write_json(path, {"stamp": source_stamp, "texts": texts, "labels": labels})
     return texts, labels

@@ -14,11 +14,33 @@ from tunelab.models.registry import (EMBEDDED, MINILM, SMOLLM2, TINY_BERT, TINY_
                                      gguf_location)
 
 
+def _cached_copy_ok(saved: Path, marker: str) -> bool:
+    """Whether a folder tunelab keeps in its cache is complete. A damaged one (a file cut short by a kill or a
+    full disk) is ours to rebuild: say which file in one line on stderr and remove the folder. Temp folders of
+    killed builds go too."""
+    import shutil
+    import sys
+
+    from tunelab.io import remove_stale_pid_temps
+    from tunelab.resume import file_problem
+
+    remove_stale_pid_temps(saved.parent, saved.name)
+    if not (saved / marker).is_file():
+        return False
+    for path in sorted(saved.iterdir()):
+        problem = path.is_file() and file_problem(path)
+        if problem:
+            print(f"corrupt cached model file {path} ({problem}); rebuilding {saved}", file=sys.stderr)
+            shutil.rmtree(saved, ignore_errors=True)
+            return False
+    return True
+
+
 def _gguf_tokenizer_dir(name: str) -> Path:
     """Tokenizers parsed from GGUF take seconds; keep a saved copy in the cache."""
     folder, filename = gguf_location(name)
     saved = cache_dir() / f"{name}-tokenizer"
-    if not (saved / "tokenizer_config.json").is_file():
+    if not _cached_copy_ok(saved, "tokenizer_config.json"):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
@@ -36,7 +58,7 @@ def _gguf_tokenizer_dir(name: str) -> Path:
 def _dequantised_dir(name: str) -> Path:
     """GGUF de-quantisation takes ~20 s; do it once and keep a safetensors copy in the cache."""
     saved = cache_dir() / f"{name}-dequantised"
-    if not (saved / "config.json").is_file():
+    if not _cached_copy_ok(saved, "config.json"):
         import shutil
 
         from transformers import AutoModelForCausalLM

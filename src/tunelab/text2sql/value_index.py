@@ -23,6 +23,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+from tunelab.io import remove_stale_pid_temps
 from tunelab.progress import track
 from tunelab.text2sql.db import Database
 from tunelab.text2sql.schema import Schema
@@ -192,8 +193,8 @@ def build_value_index(db: Database, schema: Schema, path: Path, progress: bool =
     start = time.perf_counter()
     identity = db.identity()  # taken first: a write during the build leaves the index stale, not trusted
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_pid_temps(path.parent, f".{path.name}")  # what a killed build left (kills run no cleanup)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
     conn = sqlite3.connect(tmp)
     total = 0
     columns = text_columns(schema)
@@ -214,8 +215,11 @@ def build_value_index(db: Database, schema: Schema, path: Path, progress: bool =
         conn.commit()
         conn.execute("INSERT INTO value_fts(value_fts) VALUES ('optimize')")
         conn.commit()
-    finally:
+    except BaseException:
         conn.close()
+        remove_stale_pid_temps(path.parent, f".{path.name}")  # ours, now that the build failed
+        raise
+    conn.close()
     os.replace(tmp, path)
     return info
 
