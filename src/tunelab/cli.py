@@ -55,8 +55,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    verbose: bool = typer.Option(False, "--verbose", help="Also show third-party warnings, log lines and "
+                                 "weight-loading bars (off by default)."),
 ) -> None:
     """tunelab: `tunelab <capability> <verb> --help` for details."""
+    from tunelab import library_output
+
+    if verbose or library_output.verbose():
+        library_output.show_libraries()
+    else:
+        library_output.quiet_libraries()
 
 
 def _mount() -> None:

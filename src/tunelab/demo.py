@@ -41,26 +41,49 @@ def available_demos(only: list[str] | None = None) -> list[str]:
     return names
 
 
+def study_name(module: str) -> str:
+    """`tunelab.align.poft_demo` -> `poft_demo`, `tunelab.align.demo` -> `align`."""
+    return module.rsplit(".", 2)[-2 if module.endswith(".demo") else -1]
+
+
+def time_left(done_s: list[float], remaining: int) -> float | None:
+    """Seconds the `remaining` studies will take at the mean pace of those done, None before the first."""
+    return sum(done_s) / len(done_s) * remaining if done_s else None
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
 def run_demos(out_dir: Path, only: list[str] | None = None) -> list[Section]:
     from rich.console import Console
 
     console = Console(stderr=True)
     sections: list[Section] = []
-    for name in available_demos(only):
-        console.print(f"[bold cyan]demo[/] {name} ...")
+    names = available_demos(only)
+    durations: list[float] = []
+    begin = time.perf_counter()
+    for number, name in enumerate(names, start=1):
+        left = time_left(durations, len(names) - number + 1)
+        estimate = f", about {_clock(left)} left" if left is not None else ""
+        console.print(f"[bold cyan]study {number} of {len(names)}[/] {study_name(name)} "
+                      f"(elapsed {_clock(time.perf_counter() - begin)}{estimate})")
         start = time.perf_counter()
-        study_dir = out_dir / "studies" / name.rsplit(".", 2)[-2 if name.endswith(".demo") else -1]
+        study_dir = out_dir / "studies" / study_name(name)
         study_dir.mkdir(parents=True, exist_ok=True)
         threads = _torch_threads()
         try:
             sections.extend(importlib.import_module(name).run(study_dir))
-            console.print(f"[green]done[/] {name} in {time.perf_counter() - start:.0f}s")
+            console.print(f"[green]done[/] {study_name(name)} in {_clock(time.perf_counter() - start)}")
         except Exception as err:  # a failed study is reported, not hidden
-            console.print(f"[red]failed[/] {name}: {err}")
+            console.print(f"[red]failed[/] {study_name(name)}: {err}")
             sections.append(Section(title=name, error=f"{type(err).__name__}: {err}",
                                     prose=traceback.format_exc(limit=5)))
         finally:
             _torch_threads(threads)  # a study that changes torch's thread count must not slow the next one
+        durations.append(time.perf_counter() - start)
+    console.print(f"[bold]{len(names)} studies in {_clock(time.perf_counter() - begin)}[/]")
     return sections
 
 
@@ -82,7 +105,7 @@ def demo_command(
     from tunelab.errors import UserError
 
     if only and not available_demos(only):
-        names = ", ".join(n.rsplit(".", 2)[-2 if n.endswith(".demo") else -1] for n in available_demos())
+        names = ", ".join(study_name(n) for n in available_demos())
         raise UserError(f"no demo matches {' or '.join(repr(o) for o in only)}: choose from {names}")
     validate.out_dir(out)
     sections = run_demos(out, only)
