@@ -36,9 +36,8 @@ def test_loop_records_every_round(task):
     assert all(0 <= r["accuracy"] <= 1 for r in run["rounds"])
 
 
-@pytest.mark.parametrize("warm", [False, True])
-def test_resume_gives_the_same_record(task, tmp_path, warm):
-    config = LoopConfig(strategy="badge", rounds=3, query_size=8, initial_size=9, seed=0, warm_start=warm)
+def test_resume_gives_the_same_record(task, tmp_path):
+    config = LoopConfig(strategy="badge", rounds=3, query_size=8, initial_size=9, seed=0)
     full = run_loop(task, classifier(), config, progress=False)
     state = tmp_path / "run.json"
     short = LoopConfig(**{**config.__dict__})
@@ -48,11 +47,46 @@ def test_resume_gives_the_same_record(task, tmp_path, warm):
     state.write_text(json.dumps(partial))
     resumed = run_loop(task, classifier(), config, state_path=state, progress=False)
     strip = lambda rec: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rec["rounds"]]  # noqa: E731
-    if warm:  # warm start resumes from the checkpoint of the last round written, i.e. round 3's weights
-        assert strip(resumed)[:2] == strip(full)[:2]
-        assert len(resumed["rounds"]) == 4
-    else:
-        assert strip(resumed) == strip(full)
+    assert strip(resumed) == strip(full)
+
+
+def _strip(record):
+    return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in record["rounds"]]
+
+
+def test_warm_resume_after_a_kill_between_record_and_weights(task, tmp_path, monkeypatch):
+    """The record of round 2 is written, its weights are not: the resumed run redoes round 2 from round 1's
+    weights and ends with exactly the uninterrupted record."""
+    from tunelab.active import loop
+
+    config = LoopConfig(strategy="badge", rounds=3, query_size=8, initial_size=9, seed=0, warm_start=True)
+    full = run_loop(task, classifier(), config, progress=False)
+    state, writes, real_write = tmp_path / "run.json", [], loop.atomic_write_bytes
+
+    def killed_at_round_2(path, data):
+        writes.append(path)
+        if len(writes) == 3:  # the weights of rounds 0 and 1 were written; round 2's never land
+            raise KeyboardInterrupt
+        real_write(path, data)
+
+    monkeypatch.setattr(loop, "atomic_write_bytes", killed_at_round_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(task, classifier(), config, state_path=state, progress=False)
+    monkeypatch.setattr(loop, "atomic_write_bytes", real_write)
+    assert len(json.loads(state.read_text())["rounds"]) == 3  # rounds 0-2 recorded, weights of round 1 only
+    resumed = run_loop(task, classifier(), config, state_path=state, progress=False)
+    assert _strip(resumed) == _strip(full)
+
+
+def test_warm_resume_refuses_weights_of_another_round(task, tmp_path):
+    config = LoopConfig(strategy="badge", rounds=3, query_size=8, initial_size=9, seed=0, warm_start=True)
+    state = tmp_path / "run.json"
+    run_loop(task, classifier(), config, state_path=state, progress=False)  # weights of round 3
+    partial = json.loads(state.read_text())
+    partial["rounds"] = partial["rounds"][:2]  # the record edited back to round 1
+    state.write_text(json.dumps(partial))
+    with pytest.raises(UserError, match="round 3 but the run's state ends at round 1"):
+        run_loop(task, classifier(), config, state_path=state, progress=False)
 
 
 def test_resume_refuses_other_settings(task, tmp_path):

@@ -75,6 +75,22 @@ def _load_state(path: Path, config: dict) -> dict | None:
     return state
 
 
+def _checkpoint_for(checkpoint: Path, record: dict) -> dict:
+    """The warm-start weights that belong to the record's last round.
+
+    The record is written before the weights, so a kill between the two leaves the weights of the round before:
+    that round is dropped from the record and run again (selection and training are seeded per round, so it
+    gives the same result). Any other mismatch cannot be repaired."""
+    saved = torch.load(checkpoint, weights_only=True)
+    last = record["rounds"][-1]["round"]
+    if saved.get("round") == last - 1:
+        record["rounds"].pop()
+    elif saved.get("round") != last:
+        raise UserError(f"{checkpoint} holds the weights of round {saved.get('round')} but the run's state ends "
+                        f"at round {last}; delete both files to start the run again")
+    return saved["state"]
+
+
 def run_loop(task: Task, model: ActiveClassifier, config: LoopConfig, state_path: str | Path | None = None,
              strategy=None, progress: bool = True) -> dict:
     """Run (or resume) one active-learning run and return its record."""
@@ -84,13 +100,16 @@ def run_loop(task: Task, model: ActiveClassifier, config: LoopConfig, state_path
     state_path = Path(state_path) if state_path else None
     checkpoint = state_path.with_suffix(".model.pt") if state_path else None
     record = (_load_state(state_path, config_dict) if state_path else None) or {"config": config_dict, "rounds": []}
+    weights = None
+    if config.warm_start and checkpoint and checkpoint.exists() and record["rounds"]:
+        weights = _checkpoint_for(checkpoint, record)  # may drop the last round (a kill before its weights)
     labeled = np.concatenate([np.asarray(r["selected"], dtype=np.int64) for r in record["rounds"]]
                              or [np.zeros(0, dtype=np.int64)])
     done = len(record["rounds"])
     if 0 < done <= config.rounds:  # bring the model back to the end of the last finished round
-        if config.warm_start and checkpoint and checkpoint.exists():
+        if weights is not None:
             model.model = model.fresh_model(0)
-            model.model.load_state_dict(torch.load(checkpoint, weights_only=True))
+            model.model.load_state_dict(weights)
             model.model.eval()
         else:
             model.fit(task.pool, labeled, task.pool_labels[labeled], seed=round_seed(config.seed, done - 1))
@@ -118,12 +137,12 @@ def run_loop(task: Task, model: ActiveClassifier, config: LoopConfig, state_path
             record["rounds"].append({"round": round_index, "n_labeled": int(len(labeled)),
                                      "selected": selected.tolist(), **evaluate(model, task),
                                      "query_s": query_s, "train_s": train_s})
-            if state_path:
+            if state_path:  # the record first: a kill before the weights leaves them one round behind
+                atomic_write_json(state_path, record)
                 if config.warm_start:
                     buffer = io.BytesIO()
-                    torch.save(model.model.state_dict(), buffer)
+                    torch.save({"round": round_index, "state": model.model.state_dict()}, buffer)
                     atomic_write_bytes(checkpoint, buffer.getvalue())
-                atomic_write_json(state_path, record)
             if bar:
                 bar.advance(job)
     return record
