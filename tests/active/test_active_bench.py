@@ -76,3 +76,12 @@ def test_finetuned_regime_resamples_pools_and_reports_finished_runs(tmp_path, mo
     reported = run_benchmark(out, seeds=(0, 1, 2), finished_only=True, **kwargs)
     assert reported["corpora"][str(data)]["summary"]["random"]["seeds"] == 2
     assert not (out / "runs" / "tiny.jsonl" / "random" / "seed2.json").exists()
+
+
+@pytest.mark.parametrize("folder", ["benchmarks/active", "benchmarks/active/finetuned"])
+def test_committed_readme_is_generated_from_its_json(folder):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / folder
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert (root / "README.md").read_text() == readme_text(results)

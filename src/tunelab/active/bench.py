@@ -219,7 +219,8 @@ def readme_text(results: dict) -> str:
         nd = scale["pool_size"] * scale["dim"]
         lines += ["", f"## Selection cost on a {scale['pool_size']}-example pool", "",
                   f"d = {scale['dim']}, C = {scale['classes']}, query size {scale['query_size']}, one torch and BLAS "
-                  "thread. Memory: each strategy in a fresh process, peak = rise of the process's max RSS during "
+                  "thread. Memory: each strategy in a fresh process, peak = rise of the resident set's high-water mark "
+                  "(reset after the pool is built) during "
                   f"{scale['repeats']} query(ies), also given in bytes per n·d (n pool size, d hidden size: the "
                   "constant of O(n d))."
                   + (f" Time: the strategies took turns for {same['rounds']} rounds in one process (the first one "
