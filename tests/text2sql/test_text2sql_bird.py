@@ -175,7 +175,9 @@ def test_malformed_predictions_are_one_line_errors(bird_dir, tmp_path, capsys, c
 def test_missing_files_are_one_line_errors(bird_dir, tmp_path, capsys):
     code = main(["sql", "score", "--predictions", str(tmp_path / "none.json"), "--bird", str(bird_dir)])
     err = capsys.readouterr().err
-    assert code == 2 and "cannot read" in err and len(err.strip().splitlines()) == 1
-    code = main(["sql", "score", "--predictions", str(tmp_path / "none.json"), "--bird", str(tmp_path)])
+    assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
+    predictions = tmp_path / "predictions.json"
+    predictions.write_text("{}")
+    code = main(["sql", "score", "--predictions", str(predictions), "--bird", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "not a BIRD folder" in err and len(err.strip().splitlines()) == 1

@@ -155,9 +155,9 @@ def test_streamable_http_transport(shop_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--transport", "ftp"], "unknown transport"),
-    (["--timeout-s", "0"], "must be positive"),
-    (["--max-rows", "0"], "at least 1"),
+    (["--transport", "ftp"], "unknown --transport"),
+    (["--timeout-s", "0"], "--timeout-s must be > 0"),
+    (["--max-rows", "0"], "--max-rows must be >= 1"),
 ])
 def test_mcp_option_errors_are_one_line(shop_path, capsys, args, message):
     code = main(["sql", "mcp", "--db", str(shop_path), "--encoder", "none", *args])
