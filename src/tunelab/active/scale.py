@@ -68,9 +68,10 @@ def round_ratios(times: dict[str, list[float]], reference: str) -> dict[str, dic
 
 def _status_kb(field: str) -> int | None:
     try:
-        for line in open("/proc/self/status"):
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
     except OSError:
         pass
     return None
