@@ -84,9 +84,12 @@ class EncoderClassifier(nn.Module):
         return {"loss": loss, "logits": logits}
 
 
+FULL = "full"  # no adapter: every weight of the encoder and the head trained (the baseline adapters approximate)
+
+
 @dataclass
 class TrainSettings:
-    adapter: str = "bora"
+    adapter: str = "bora"  # lora, dora, bora, or FULL
     r: int = 8
     order: str = "out_first"
     epochs: int = 1
@@ -114,6 +117,8 @@ def build_model(encoder: nn.Module, num_labels: int, settings: TrainSettings):
         model = EncoderClassifier(encoder, num_labels)
     else:
         model = TopLayersClassifier(encoder, num_labels, settings.adapted_layers)
+    if settings.adapter == FULL:
+        return model.requires_grad_(True)
     config = make_config(settings.adapter, r=settings.r, target_modules=list(settings.targets),
                          order=settings.order, modules_to_save=["head"])
     return attach(model, config)
