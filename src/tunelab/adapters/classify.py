@@ -95,6 +95,7 @@ class TrainSettings:
     epochs: int = 1
     batch_size: int = 32
     lr: float = 1e-3
+    head_lr: float | None = None  # the new linear head's lr; None: lr (full fine-tuning wants a larger one)
     max_length: int = 64
     seed: int = 0
     targets: tuple[str, ...] = tuple(BERT_TARGETS)
@@ -156,6 +157,16 @@ def predict(model, inputs: Inputs, batch_size: int = 128) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
+def parameter_groups(model: nn.Module, settings: TrainSettings) -> list[dict]:
+    """AdamW groups: the head at head_lr (when set), every other trainable weight at lr."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if settings.head_lr is None:
+        return [{"params": [p for _, p in trainable], "lr": settings.lr}]
+    is_head = [".head." in f".{name}" for name, _ in trainable]
+    return [{"params": [p for (_, p), h in zip(trainable, is_head) if not h], "lr": settings.lr},
+            {"params": [p for (_, p), h in zip(trainable, is_head) if h], "lr": settings.head_lr}]
+
+
 def train_classifier(encoder: nn.Module, tokenizer, train: LabeledTextDataset, test: LabeledTextDataset,
                      settings: TrainSettings, description: str = "training",
                      inputs: tuple[Inputs, Inputs] | None = None) -> tuple[object, dict]:
@@ -168,8 +179,8 @@ def train_classifier(encoder: nn.Module, tokenizer, train: LabeledTextDataset, t
                   make_inputs(encoder, tokenizer, test.texts, settings, "encoding test"))
     train_inputs, test_inputs = inputs
     model = build_model(encoder, train.num_labels, settings)
+    optimizer = torch.optim.AdamW(parameter_groups(model, settings))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr)
     rng = np.random.default_rng(settings.seed)
     steps_per_epoch = int(np.ceil(len(train) / settings.batch_size))
     losses = []
