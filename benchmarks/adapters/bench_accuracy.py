@@ -1,6 +1,6 @@
 """Accuracy of LoRA / DoRA / BoRA classifiers on the embedded MiniLM encoder (one command, resumable).
 
-    .venv/bin/python benchmarks/adapters/bench_accuracy.py
+    .venv/bin/python -m benchmarks.adapters.bench_accuracy
 
 Every (dataset, rank, method, seed) run trains a fresh copy of the encoder with the adapter and a linear head on
 the same stratified training sample and scores the same test sample. Results accumulate in
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import sys
 import time
@@ -19,10 +20,13 @@ from pathlib import Path
 
 import torch
 
+from benchmarks._harness import Store, write_readme as write_readme_parts
 from tunelab.adapters.classify import TrainSettings, make_inputs, train_classifier
 from tunelab.data import load_labeled_text
+from tunelab.errors import UserError
 from tunelab.io import atomic_write_json
 from tunelab.models import load_encoder
+from tunelab.report import Table
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "accuracy.json"
@@ -46,12 +50,6 @@ def plan(args) -> list[tuple[str, int, str, int]]:
             for dataset in args.datasets:
                 runs += [(dataset, r, method, seed) for method in methods]
     return runs
-
-
-def load_results() -> dict:
-    import json
-
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
 
 
 def summarise(results: dict) -> list[dict]:
@@ -97,33 +95,43 @@ def write_outputs(results: dict) -> None:
     atomic_savefig(fig, HERE / "results" / "accuracy.png")
     plt.close(fig)
 
+    atomic_write_text(HERE / "results" / "accuracy_table.md", accuracy_table(results))
+    write_readme()
+
+
+def accuracy_table(results: dict) -> str:
+    """The accuracy section's table (with its set-up line) from results/accuracy.json."""
     s = results["settings"]
-    lines = ["| dataset | r | method | seeds | accuracy | macro-F1 | trainable params | wall min/run (shared CPU, not a cost measure) |", "|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['dataset']} | {row['r']} | {row['method']} | {row['seeds']} | "
-                     f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} | "
-                     f"{row['macro_f1_mean']:.4f} ± {row['macro_f1_std']:.4f} | {row['trainable_parameters']} | "
-                     f"{row['minutes_per_run']:.1f} |")
+    table = Table(["dataset", "r", "method", "seeds", "accuracy", "macro-F1", "trainable params",
+                   "wall min/run (shared CPU, not a cost measure)"],
+                  [[row["dataset"], row["r"], row["method"], row["seeds"],
+                    f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f}",
+                    f"{row['macro_f1_mean']:.4f} ± {row['macro_f1_std']:.4f}", row["trainable_parameters"],
+                    f"{row['minutes_per_run']:.1f}"] for row in summarise(results)])
     header = (f"Encoder {s['encoder']}, adapters on {', '.join(s['targets'])} of the top {s['adapted_layers']} "
               f"layers, linear head on mean-pooled states; "
               f"{s['max_train']} training texts (stratified sample of the hash train split, fewer if the split is "
               f"smaller), {s['max_test']} test texts, {s['epochs']} epoch(s), batch {s['batch_size']}, "
               f"AdamW lr {s['lr']}, alpha = r, {s['max_length']} tokens, {s['threads']} CPU threads.")
-    table = header + "\n\n" + "\n".join(lines) + "\n"
-    atomic_write_text(HERE / "results" / "accuracy_table.md", table)
-    _update_readme()
+    return header + "\n\n" + table.to_markdown() + "\n"
 
 
-def _update_readme() -> None:
-    """README = the hand-written prose with the generated tables inserted."""
-    from tunelab.io import atomic_write_text
+def readme_text(results_dir: Path = HERE / "results") -> str:
+    """README = the hand-written prose of README.template.md with the tables made from the JSON files."""
+    from benchmarks.adapters.bench_generative import generative_table
+    from benchmarks.adapters.bench_speed import speed_table
 
-    template = (HERE / "README.template.md").read_text()
+    tables = {"accuracy_table": ("accuracy.json", accuracy_table), "speed_table": ("speed.json", speed_table),
+              "generative_table": ("generative.json", generative_table)}
     parts = {}
-    for name in ("accuracy_table", "speed_table", "generative_table"):
-        path = HERE / "results" / f"{name}.md"
-        parts[name] = path.read_text() if path.exists() else "_not run yet_\n"
-    atomic_write_text(HERE / "README.md", template.format(**parts))
+    for name, (file, make) in tables.items():
+        path = Path(results_dir) / file
+        parts[name] = make(json.loads(path.read_text())) if path.is_file() else "_not run yet_\n"
+    return (HERE / "README.template.md").read_text().format(**parts)
+
+
+def write_readme() -> None:
+    write_readme_parts(HERE / "README.md", [readme_text()])
 
 
 def main(argv=None) -> int:
@@ -150,19 +158,19 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    results = load_results()
     settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "time_budget_min")}
-    if results["runs"] and {k: v for k, v in results.get("settings", {}).items() if k != "targets"} != settings:
-        print("settings differ from the stored results; move results/accuracy.json away first", file=sys.stderr)
+    try:
+        store = Store(RESULTS, settings={**settings, "targets": list(TrainSettings().targets)})
+    except UserError as error:
+        print(error, file=sys.stderr)
         return 2
-    results["settings"] = {**settings, "targets": list(TrainSettings().targets)}
     if not args.report_only:
         encoder, tokenizer = load_encoder(args.encoder)
         splits, inputs = {}, {}
         started = time.perf_counter()
         for dataset, r, method, seed in plan(args):
             key = run_key(dataset, r, method, seed)
-            if key in results["runs"]:
+            if store.done(key):
                 continue
             if args.time_budget_min and time.perf_counter() - started > 60 * args.time_budget_min:
                 print("time budget spent; rerun to resume", flush=True)
@@ -182,11 +190,10 @@ def main(argv=None) -> int:
             _, metrics = train_classifier(copy.deepcopy(encoder), tokenizer, train, test, settings_run,
                                           description=key, inputs=inputs[dataset])
             metrics.update(dataset=dataset, r=r, method=method, seed=seed, seconds=time.perf_counter() - start)
-            results["runs"][key] = metrics
-            atomic_write_json(RESULTS, results)
+            store.put(key, metrics)
             print(f"{key}: accuracy {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f} "
                   f"({metrics['seconds']:.0f} s)", flush=True)
-    write_outputs(results)
+    write_outputs(store.data)
     return 0
 
 

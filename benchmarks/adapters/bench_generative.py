@@ -1,7 +1,7 @@
 """Exact match of LoRA / DoRA / BoRA on a generative task: SmolLM2-135M-Instruct fine-tuned on verifiable
 arithmetic (the clean data of the PoFT study), one command, resumable.
 
-    .venv/bin/python benchmarks/adapters/bench_generative.py
+    .venv/bin/python -m benchmarks.adapters.bench_generative
 
 Each (method, seed) run attaches a fresh adapter of equal rank and alpha to all linear layers, trains it with the
 SFT loss (response tokens only) on the same problems and scores greedy answers on the same held-out problems.
@@ -21,7 +21,11 @@ from pathlib import Path
 
 import torch
 
+from benchmarks._harness import Store
+from benchmarks.adapters.bench_accuracy import write_readme
+from tunelab.errors import UserError
 from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text
+from tunelab.report import Table
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "generative.json"
@@ -93,19 +97,23 @@ def write_outputs(results: dict) -> None:
     fig.tight_layout()
     atomic_savefig(fig, HERE / "results" / "generative.png")
     plt.close(fig)
-    lines = ["| method | seeds | exact match | trainable params | median train s (shared CPU, not a cost measure) |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['seeds']} | {r['exact_match_mean']:.3f} ± {r['exact_match_std']:.3f} | "
-              f"{r['trainable_parameters']} | {r['train_seconds_median']:.0f} |" for r in rows]
+    atomic_write_text(HERE / "results" / "generative_table.md", generative_table(results))
+    write_readme()
+
+
+def generative_table(results: dict) -> str:
+    """The generative section's table (with its set-up line) from results/generative.json."""
+    rows, s = summarise(results["runs"]), results["settings"]
+    table = Table(["method", "seeds", "exact match", "trainable params",
+                   "median train s (shared CPU, not a cost measure)"],
+                  [[r["method"], r["seeds"], f"{r['exact_match_mean']:.3f} ± {r['exact_match_std']:.3f}",
+                    r["trainable_parameters"], f"{r['train_seconds_median']:.0f}"] for r in rows])
     header = (f"`{s['target']}` with each adapter on all linear layers (r={s['r']}, alpha={s['alpha']}), SFT loss on "
               f"response tokens, {s['n_train']} generated `{s['task']}` problems answered with their working "
               f"(\"34 + 7 = 41\"), {s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']} (constant); exact "
               f"match of the greedy answer's result on {s['n_test']} held-out problems, mean ± std over seeds "
               f"{', '.join(map(str, s['seeds']))}. Untrained model: {results['untrained_exact_match']:.3f}.")
-    atomic_write_text(HERE / "results" / "generative_table.md", header + "\n\n" + "\n".join(lines) + "\n")
-    from bench_accuracy import _update_readme
-
-    _update_readme()
+    return header + "\n\n" + table.to_markdown() + "\n"
 
 
 def main(argv=None) -> int:
@@ -128,11 +136,12 @@ def main(argv=None) -> int:
     from tunelab.align.poft_tasks import make_problems
 
     settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "threads")}
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
-    if results["runs"] and results.get("settings") != settings:
-        print("settings differ from the stored results; move results/generative.json away first", file=sys.stderr)
+    try:
+        store = Store(RESULTS, settings=settings)
+    except UserError as error:
+        print(error, file=sys.stderr)
         return 2
-    results["settings"] = settings
+    results = store.data
     problems = make_problems(args.n_train + args.n_test, args.data_seed, task=args.task)
     train, test = problems[:args.n_train], problems[args.n_train:]
     if not args.report_only:
@@ -144,10 +153,9 @@ def main(argv=None) -> int:
         for seed in args.seeds:  # seed by seed, so a cut-short run leaves whole rows of methods
             for method in METHODS:
                 key = f"{method}|seed={seed}"
-                if key in results["runs"]:
+                if store.done(key):
                     continue
-                results["runs"][key] = train_and_score(args, method, seed, train, test)
-                atomic_write_json(RESULTS, results)
+                store.put(key, train_and_score(args, method, seed, train, test))
                 run = results["runs"][key]
                 print(f"{key}: exact match {run['exact_match']:.3f} ({run['train_seconds']:.0f} s)", flush=True)
     write_outputs(results)
@@ -155,5 +163,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Training-step time and peak memory of LoRA / DoRA (PEFT's own) / BoRA on SmolLM2-135M, and merged inference.
 
-    .venv/bin/python benchmarks/adapters/bench_speed.py
+    .venv/bin/python -m benchmarks.adapters.bench_speed
 
 One process, one batch, the methods' steps interleaved; ratios from this one run. Writes results/speed.json,
 results/speed.png and the table in README.md (generated from the JSON).
@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.adapters.bench_accuracy import write_readme
 from tunelab.adapters.bench import run_speed_study
 from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text
+from tunelab.report import Table
 
 HERE = Path(__file__).parent
 
@@ -52,43 +54,42 @@ def write_outputs(result: dict) -> None:
     atomic_savefig(fig, HERE / "results" / "speed.png")
     plt.close(fig)
 
+    atomic_write_text(HERE / "results" / "speed_table.md", speed_table(result))
+    write_readme()
+
+
+def speed_table(result: dict) -> str:
+    """The speed section's tables (with their set-up line) from results/speed.json."""
+    rows = result["training"]
+
     def fmt(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
 
     def spread(value) -> str:
         return "-" if value is None else f"{value['median']:.3f} [{value['q1']:.3f}, {value['q3']:.3f}]"
 
-    lines = ["| method | trainable params | median step (s) | vs DoRA, per round: median [IQR] | vs LoRA, per round: "
-             "median [IQR] | matmul GFLOP | vs DoRA | aten ops | vs DoRA | elements written (M) | vs DoRA |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for n in names:
-        row = rows[n]
-        lines.append(f"| {n} | {row['trainable_parameters']} | {fmt(row['median_step_s'])} | "
-                     f"{spread(row['round_ratio_vs_dora'])} | {spread(row['round_ratio_vs_lora'])} | "
-                     f"{fmt(row['matmul_gflops'], 2)} | {fmt(row['flops_vs_dora'])} | {row['aten_ops']} | "
-                     f"{fmt(row['ops_vs_dora'])} | {fmt(row['elements_written_m'], 1)} | "
-                     f"{fmt(row['elements_vs_dora'])} |")
-    memory = ["| method | peak step memory (MiB) | vs DoRA | vs LoRA | saved activations (MiB) | vs DoRA | vs LoRA |",
-              "|---|---|---|---|---|---|---|"]
-    for n in names:
-        row = rows[n]
-        memory.append(f"| {n} | {fmt(row['peak_step_mb'], 1)} | {fmt(row['memory_vs_dora'])} | "
-                      f"{fmt(row['memory_vs_lora'])} | {fmt(row['saved_activation_mb'], 1)} | "
-                      f"{fmt(row['activations_vs_dora'])} | {fmt(row['activations_vs_lora'])} |")
+    steps = Table(["method", "trainable params", "median step (s)", "vs DoRA, per round: median [IQR]",
+                   "vs LoRA, per round: median [IQR]", "matmul GFLOP", "vs DoRA", "aten ops", "vs DoRA",
+                   "elements written (M)", "vs DoRA"],
+                  [[n, row["trainable_parameters"], fmt(row["median_step_s"]), spread(row["round_ratio_vs_dora"]),
+                    spread(row["round_ratio_vs_lora"]), fmt(row["matmul_gflops"], 2), fmt(row["flops_vs_dora"]),
+                    row["aten_ops"], fmt(row["ops_vs_dora"]), fmt(row["elements_written_m"], 1),
+                    fmt(row["elements_vs_dora"])] for n, row in rows.items()])
+    memory = Table(["method", "peak step memory (MiB)", "vs DoRA", "vs LoRA", "saved activations (MiB)", "vs DoRA",
+                    "vs LoRA"],
+                   [[n, fmt(row["peak_step_mb"], 1), fmt(row["memory_vs_dora"]), fmt(row["memory_vs_lora"]),
+                     fmt(row["saved_activation_mb"], 1), fmt(row["activations_vs_dora"]),
+                     fmt(row["activations_vs_lora"])] for n, row in rows.items()])
     inf = result["inference"]
-    table = (f"{result['model']}, adapters on {', '.join(result['targets'])}, r={result['r']}, batch "
-             f"{result['batch_size']} x {result['seq_len']} tokens, AdamW, {result['repeats']} timed steps per "
-             f"method after a warm-up step, round-robin (the first method rotating), {result['threads']} CPU "
-             f"threads. \"per round\" ratios divide the two methods' steps of the same round; the bracket is "
-             f"the interquartile range over rounds. FLOPs, ops and elements are counted on one forward+backward "
-             f"per method and do not depend on load.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(memory) + "\n\n"
-             f"Merged inference (forward of the batch, {len(inf['base_s'])} interleaved repeats): merged BoRA "
-             f"median {inf['median_merged_s']:.3f} s, base model {inf['median_base_s']:.3f} s, ratio "
-             f"{inf['merged_vs_base']:.3f}.\n")
-    atomic_write_text(HERE / "results" / "speed_table.md", table)
-    from bench_accuracy import _update_readme
-
-    _update_readme()
+    return (f"{result['model']}, adapters on {', '.join(result['targets'])}, r={result['r']}, batch "
+            f"{result['batch_size']} x {result['seq_len']} tokens, AdamW, {result['repeats']} timed steps per "
+            f"method after a warm-up step, round-robin (the first method rotating), {result['threads']} CPU "
+            f"threads. \"per round\" ratios divide the two methods' steps of the same round; the bracket is "
+            f"the interquartile range over rounds. FLOPs, ops and elements are counted on one forward+backward "
+            f"per method and do not depend on load.\n\n" + steps.to_markdown() + "\n\n" + memory.to_markdown() + "\n\n"
+            f"Merged inference (forward of the batch, {len(inf['base_s'])} interleaved repeats): merged BoRA "
+            f"median {inf['median_merged_s']:.3f} s, base model {inf['median_base_s']:.3f} s, ratio "
+            f"{inf['merged_vs_base']:.3f}.\n")
 
 
 def main(argv=None) -> int:
@@ -116,5 +117,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     sys.exit(main())

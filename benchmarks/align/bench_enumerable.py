@@ -8,17 +8,12 @@ benchmarks/align/results`). Every EnumerableConfig field has a flag.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from readme import RESULTS, write_readme  # noqa: E402
-
-from tunelab.align.config_options import config_fields, field_value  # noqa: E402
-from tunelab.align.preference.enumerable_report import summary_rows  # noqa: E402
-from tunelab.align.preference.enumerable_study import EXACT, EnumerableConfig, run_into  # noqa: E402
-from tunelab.progress import track  # noqa: E402
+from benchmarks.align.readme import RESULTS, write_readme
+from tunelab.align.config_options import config_fields, field_value
+from tunelab.align.preference.enumerable_report import summary_rows
+from tunelab.align.preference.enumerable_study import EXACT, EnumerableConfig, run_into
+from tunelab.progress import track
 
 
 def parse_config() -> EnumerableConfig:

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from readme import RESULTS, write_readme  # noqa: E402
+from benchmarks.align.readme import RESULTS, write_readme
 
 WORDS = "apple river stone quiet bright seven window paper green slow music north cloud table".split()
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from readme import RESULTS, write_readme  # noqa: E402
-
-from tunelab.align.theory import TheoryConfig, run_theory, theory_figure  # noqa: E402
-from tunelab.io import atomic_savefig, atomic_write_json  # noqa: E402
-from tunelab.progress import track  # noqa: E402
+from benchmarks.align.readme import RESULTS, write_readme
+from tunelab.align.theory import TheoryConfig, run_theory, theory_figure
+from tunelab.io import atomic_savefig, atomic_write_json
+from tunelab.progress import track
 
 
 def main() -> None:

@@ -12,9 +12,12 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 
 
-def _load(name: str) -> dict | None:
-    path = RESULTS / name
-    return json.loads(path.read_text()) if path.is_file() else None
+def _loader(results: Path):
+    def load(name: str) -> dict | None:
+        path = Path(results) / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    return load
 
 
 def _fmt(x, digits=4):
@@ -34,20 +37,22 @@ def _study_verdict(summary: dict) -> str:
     return f"EPA - DPO mean r(implicit, true): {gap:+.3f} (largest seed std {spread:.3f}): {verdict}. "
 
 
-def write_readme() -> Path:
+def readme_text(results: Path = RESULTS) -> str:
+    """The README made from the JSON files in `results` (pure: reads, never writes)."""
+    _load = _loader(results)
     parts = ["# align benchmarks", "",
              "Generated from `results/*.json` by the scripts in this folder (do not edit by hand).", ""]
     loss = _load("loss_equality.json")
     if loss:
         parts += ["## EPA (ns=1, nw=0) vs TRL's DPO sigmoid loss", "",
-                  f"`python benchmarks/align/bench_loss.py`: {loss['batches']} random batches through TRL's "
+                  f"`python -m benchmarks.align.bench_loss`: {loss['batches']} random batches through TRL's "
                   "`DPOTrainer.compute_loss` and ours, tiny random Llama policy and reference.", "",
                   Table(["comparison", "max abs difference", "goal"],
                         [[k, _fmt(v), "< 1e-6" if "w=1 " in k or k.startswith("dpo") else "(not a goal)"]
                          for k, v in loss["max_abs_difference"].items()]).to_markdown(), ""]
     theory = _load("theory.json")
     if theory:
-        parts += ["## Exact tabular experiment", "", "`python benchmarks/align/bench_theory.py` "
+        parts += ["## Exact tabular experiment", "", "`python -m benchmarks.align.bench_theory` "
                   f"({theory['config']['prompts']} prompts x {theory['config']['responses']} responses, "
                   f"{theory['config']['inits']} initialisations). Goal: EPA slope 1 +/- 0.05, spread < 1e-3.", "",
                   Table(["method", "slope", "slope std", "Pearson r", "spread", "KL to ref", "loss"],
@@ -60,7 +65,7 @@ def write_readme() -> Path:
 
         c, s = enum["config"], enum["summary"]
         parts += ["## Enumerable study: a transformer LM over a finite response set", "",
-                  f"`python benchmarks/align/bench_enumerable.py` (or `tunelab align enumerable --out "
+                  f"`python -m benchmarks.align.bench_enumerable` (or `tunelab align enumerable --out "
                   f"benchmarks/align/results`, the same call): {c['prompts']} prompts x "
                   f"{c['tokens'] ** c['positions']} responses ({c['positions']} positions x {c['tokens']} tokens), "
                   f"r* ~ N(0, {c['reward_scale']}) per (prompt, response), beta {c['beta']}, one fixed rejected partner "
@@ -78,7 +83,7 @@ def write_readme() -> Path:
     if study:
         s = study["summary"]
         parts += ["## Controlled-reward study (SmolLM2-135M-Instruct, LoRA)", "",
-                  f"`python benchmarks/align/bench_study.py` (flags as recorded in results/study.json): "
+                  f"`python -m benchmarks.align.bench_study` (flags as recorded in results/study.json): "
                   f"seeds {study['config']['seeds']}, {study['config']['prompts']} prompts, "
                   f"{study['config']['steps']} steps of {study['config']['batch_size']} prompts, "
                   f"{study['records']} preference records, {study['config']['heldout_responses']} held-out responses "
@@ -105,7 +110,11 @@ def write_readme() -> Path:
                         [[r["name"], r["sequences_per_step"], _fmt(r["median_step_s"]), _fmt(r["sequences_per_s"]),
                           _fmt(r["ratio_vs_trl"], 3), _fmt(r["peak_rss_increase_mib"], 4)]
                          for r in thr["trainers"]]).to_markdown(), "", "![throughput](results/throughput.png)", ""]
-    return atomic_write_text(HERE / "README.md", "\n".join(parts))
+    return "\n".join(parts)
+
+
+def write_readme() -> Path:
+    return atomic_write_text(HERE / "README.md", readme_text())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """FEVE of our factorised and Gaussian readouts against neuralpredictors' FullFactorized2d / FullGaussian2d on the
 same simulated recording and the same core (architecture, seed, optimiser, loss, early stopping).
 
-    .venv/bin/python benchmarks/cortex/bench_readouts.py       # writes results/readouts.json, readouts.png
+    .venv/bin/python -m benchmarks.cortex.bench_readouts      # writes results/readouts.json, readouts.png
 
 Runs can be split over processes (each fit is independent given the seed): `--runs NAME ...` stores each run
 under results/readouts_runs/, and `--merge` gathers them into readouts.json, the figure and the README.
@@ -18,16 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.cortex.readme import write_readme
+from tunelab.cortex.fit import FitConfig, cortical_coords, fit_model
+from tunelab.cortex.model import Core, EncodingModel, ModelConfig, build_model
+from tunelab.cortex.pipeline import simulate_recording
+from tunelab.cortex.simulate import SheetConfig
+from tunelab.io import atomic_savefig, atomic_write_json
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from readme import write_readme  # noqa: E402
-
-from tunelab.cortex.fit import FitConfig, cortical_coords, fit_model  # noqa: E402
-from tunelab.cortex.model import Core, EncodingModel, ModelConfig, build_model  # noqa: E402
-from tunelab.cortex.pipeline import simulate_recording  # noqa: E402
-from tunelab.cortex.simulate import SheetConfig  # noqa: E402
-from tunelab.io import atomic_savefig, atomic_write_json  # noqa: E402
 
 
 class PeerReadout(torch.nn.Module):

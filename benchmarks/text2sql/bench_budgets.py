@@ -2,7 +2,7 @@
 nested SQL, join and recursion bombs), run against SQLite (the shop) and DuckDB (TPC-H sf 0.01) with a 2 s budget.
 Every statement must return within 1.2 x budget + 0.2 s with a SQLError or rows, and nothing else may be raised.
 
-    .venv/bin/python benchmarks/text2sql/bench_budgets.py [--budget 2] [--repeats 1]
+    .venv/bin/python -m benchmarks.text2sql.bench_budgets [--budget 2] [--repeats 1]
 
 Writes results/budgets.json and results/budgets.md (the table is generated from the JSON).
 """
@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import RESULTS, databases, write_readme  # noqa: E402
-
-from tunelab.io import atomic_write_json, atomic_write_text  # noqa: E402
+from benchmarks._harness import LOAD_KEY, MACHINE_KEY, load_average, machine_info
+from benchmarks.text2sql.common import RESULTS, databases, write_readme
+from tunelab.io import atomic_write_json, atomic_write_text
+from tunelab.report import Table
 
 
 def or_chain(n_bytes: int) -> str:
@@ -92,6 +89,7 @@ def main() -> None:
         raise SystemExit("--budget must be positive and --repeats at least 1")
     from tunelab.text2sql.db import DEFAULT_MAX_SQL_BYTES, DEFAULT_MAX_VALUE_BYTES, open_database
 
+    load_start = load_average()
     paths = databases()
     bound = 1.2 * args.budget + 0.2
     rows = []
@@ -111,7 +109,7 @@ def main() -> None:
               "max_value_bytes": DEFAULT_MAX_VALUE_BYTES, "memory_limit": "2GB",
               "peak_rss_gb": {"benchmark": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
                               "statement_processes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6},
-              "machine_load_1min": os.getloadavg()[0], "cpus": os.cpu_count()}
+              MACHINE_KEY: machine_info(), LOAD_KEY: [load_start, load_average()]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / "budgets.json", result)
     report(json.loads((RESULTS / "budgets.json").read_text()))
@@ -121,6 +119,11 @@ def main() -> None:
 
 
 def report(r: dict) -> None:
+    atomic_write_text(RESULTS / "budgets.md", budgets_markdown(r))
+
+
+def budgets_markdown(r: dict) -> str:
+    """results/budgets.md from results/budgets.json."""
     lines = ["### SQL budgets (`bench_budgets.py`)", "",
              f"Each statement ran through `Database.execute` (ExecuteSQL's call) with a {r['budget_s']:g} s budget; "
              f"the bound is 1.2 x budget + 0.2 s = {r['bound_s']:.1f} s. Limits: SQL up to "
@@ -128,19 +131,18 @@ def report(r: dict) -> None:
              f"memory_limit {r['memory_limit']} (statement processes are stopped above it). "
              f"{sum(x['ok'] for x in r['rows'])} of {len(r['rows'])} statements within the bound, "
              f"{sum(x['outcome'] == 'crash' for x in r['rows'])} crashes"
-             + (f" (slowest of {r['repeats']} runs each)." if r["repeats"] > 1 else "."), "",
-             "| statement class | statement | engine | SQL bytes | elapsed s | bound s | ok | outcome | error line |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for x in r["rows"]:
-        line = x["line"].replace("|", "\\|")
-        lines.append(f"| {x['class']} | {x['statement']} | {x['engine']} | {x['sql_bytes']:,} | "
-                     f"{x['elapsed_s']:.2f} | {x['bound_s']:.1f} | {'yes' if x['ok'] else 'NO'} | {x['outcome']} | "
-                     f"{line} |")
+             + (f" (slowest of {r['repeats']} runs each)." if r["repeats"] > 1 else "."), ""]
+    lines.append(Table(["statement class", "statement", "engine", "SQL bytes", "elapsed s", "bound s", "ok", "outcome",
+                        "error line"],
+                       [[x["class"], x["statement"], x["engine"], f"{x['sql_bytes']:,}", f"{x['elapsed_s']:.2f}",
+                         f"{x['bound_s']:.1f}", "yes" if x["ok"] else "NO", x["outcome"],
+                         x["line"].replace("|", "\\|")]  # a pipe in an error line would split its cell
+                        for x in r["rows"]]).to_markdown())
     peak = r["peak_rss_gb"]
     lines += ["", f"Peak resident memory: {peak['benchmark']:.2f} GB in the benchmark's process, "
-                  f"{peak['statement_processes']:.2f} GB in a statement process. Measured on {r['cpus']} shared "
-                  f"CPUs (1-minute load average {r['machine_load_1min']:.1f} at the end of the run).", ""]
-    atomic_write_text(RESULTS / "budgets.md", "\n".join(lines))
+                  f"{peak['statement_processes']:.2f} GB in a statement process. Measured on "
+                  f"{r['machine']['cpus']} shared CPUs (1-minute load average {r['load_average_1min'][-1]:.1f} at the end of the run).", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The EX harness against an OpenAI-compatible server with native tool calling: `transformers serve` on
 127.0.0.1 serving the same embedded Qwen2.5-Coder-0.5B-Instruct, the agent talking to it with `--protocol tools`.
 
-    .venv/bin/python benchmarks/text2sql/bench_endpoint.py [--limit 6] [--fresh]
+    .venv/bin/python -m benchmarks.text2sql.bench_endpoint [--limit 6] [--fresh]
 
 Writes results/endpoint.json / .md / .png through bench_ex.py, plus the share of the model's replies that came
 back as native tool calls (what shows the endpoint path uses tool calling, not the text protocol).
@@ -20,9 +20,9 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from common import RESULTS, write_readme  # noqa: E402
+from benchmarks._harness import ROOT
+from benchmarks.text2sql.common import RESULTS, write_readme
+from tunelab.io import atomic_write_text
 
 
 def free_port() -> int:
@@ -73,16 +73,26 @@ def main() -> None:
                 if server.poll() is not None or time.time() > deadline:
                     raise SystemExit("transformers serve did not come up")
                 time.sleep(2)
-        subprocess.run([sys.executable, str(HERE / "bench_ex.py"), "--methods", "agent,baseline", "--out", "endpoint",
-                        "--base-url", f"http://127.0.0.1:{port}/v1", "--model", str(folder), "--protocol", "tools",
-                        "--limit", str(args.limit), *(["--fresh"] if args.fresh else [])], check=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.text2sql.bench_ex", "--methods", "agent,baseline",
+                        "--out", "endpoint", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", str(folder),
+                        "--protocol", "tools", "--limit", str(args.limit), *(["--fresh"] if args.fresh else [])],
+                       check=True, cwd=ROOT)
     finally:
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
-    data = json.loads((RESULTS / "endpoint.json").read_text())
+    text = endpoint_markdown(json.loads((RESULTS / "endpoint.json").read_text()))
+    atomic_write_text(RESULTS / "endpoint.md", text)
+    write_readme()
+    print(text)
+
+
+def endpoint_markdown(data: dict) -> str:
+    """results/endpoint.md: bench_ex's report of results/endpoint.json plus the share of native tool calls."""
+    from benchmarks.text2sql.bench_ex import ex_markdown
+
     replies = [s for r in data["records"]["agent"] for s in r["trajectory"]["steps"] if s["actor"] == "model"]
     native = sum(s.get("call_format") == "native" for s in replies)
     from_text = sum(s.get("call_format") == "text" for s in replies)
@@ -92,11 +102,9 @@ def main() -> None:
             "Endpoint: `transformers serve` on 127.0.0.1 serving the same Qwen2.5-Coder-0.5B-Instruct weights; it "
             "applies the request's tools through the chat template and parses `<tool_call>` tags in the output, "
             "but this checkpoint does not write that tag (it writes the JSON bare or in a code fence).\n")
-    md = RESULTS / "endpoint.md"
-    md.write_text(md.read_text().replace("### Execution accuracy", "### Through an OpenAI-compatible endpoint "
-                                         "with tool calling (`bench_endpoint.py`)\n\n#### Execution accuracy", 1) + note)
-    write_readme()
-    print(note)
+    return ex_markdown(data, "endpoint").replace("### Execution accuracy", "### Through an OpenAI-compatible endpoint "
+                                                 "with tool calling (`bench_endpoint.py`)\n\n#### Execution accuracy",
+                                                 1) + note
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Execution accuracy (BIRD-exact EX) of Interactive-T2S vs the full-schema single-shot baseline, SAME LLM,
 with the ablation of each part of the agent's design.
 
-    .venv/bin/python benchmarks/text2sql/bench_ex.py [--methods agent,baseline,no-grounding,...]
+    .venv/bin/python -m benchmarks.text2sql.bench_ex [--methods agent,baseline,no-grounding,...]
         [--questions questions.json] [--out ex] [--model qwen2.5-coder-0.5b-instruct] [--base-url URL]
         [--limit N] [--budget-min M] [--fresh] [--report]
 
@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import HERE, RESULTS, databases, write_readme  # noqa: E402
-
-from tunelab.io import atomic_write_json  # noqa: E402
+from benchmarks._harness import LOAD_KEY, MACHINE_KEY, load_average, machine_info
+from benchmarks.text2sql.common import HERE, RESULTS, databases, write_readme
+from tunelab.io import atomic_write_json
+from tunelab.report import Table
 
 ABLATIONS = {"no-grounding": {"ground": False}, "no-grammar": {"constrain": False}, "no-repair": {"repair": False},
              "no-resample": {"max_repeats": 0}, "no-stop": {"stop_on_answer": False}}
@@ -104,7 +101,7 @@ def main() -> None:
     if args.fresh:
         for method in methods:
             records.pop(method, None)
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), load_average()
     for n, q in enumerate(questions, start=1):
         todo = [m for m in methods if q["id"] not in {r["question_id"] for r in records.get(m, [])}]
         if not todo:
@@ -135,9 +132,9 @@ def main() -> None:
                 outcome["executed"] = outcome["error"] is None
             records.setdefault(method, []).append(outcome)
             line.append(f"{method}={int(outcome['ex'])}")
-            save(out, records, args, len(questions))
+            save(out, records, args, len(questions), load_start)
         print(f"[{n}/{len(questions)}] {q['id']} {' '.join(line)} ({time.perf_counter() - start:.0f}s)", flush=True)
-    save(out, records, args, len(questions), finished=True)
+    save(out, records, args, len(questions), load_start, finished=True)
     write_report(json.loads(out.read_text()), args.out)
 
 
@@ -150,11 +147,11 @@ def previous_run(out: Path, args) -> dict:
     return {"records": {}}
 
 
-def save(out: Path, records: dict, args, planned: int, finished: bool = False) -> None:
+def save(out: Path, records: dict, args, planned: int, load_start: float, finished: bool = False) -> None:
     atomic_write_json(out, {
         "model": args.model, "endpoint": args.base_url or "local transformers (CPU)", "protocol": args.protocol,
         "questions_file": args.questions, "questions_planned": planned, "finished": finished,
-        "torch_threads": args.threads, "machine_load_1min": os.getloadavg()[0],
+        MACHINE_KEY: {**machine_info(), "torch_threads": args.threads}, LOAD_KEY: [load_start, load_average()],
         "summary": summarize_all(records), "records": records,
     })
 
@@ -203,61 +200,6 @@ def write_report(data: dict, name: str) -> None:
 
     records, summary = data["records"], data["summary"]
     methods = [m for m in METHODS if m in records]
-    rows = []
-    for m in methods:
-        o = summary[m]["overall"]
-        by_level = " | ".join(f"{summary[m][d]['ex']:.1f} ({summary[m][d]['n']})" if summary[m][d]["n"] else "-"
-                              for d in ("simple", "moderate", "challenging"))
-        rows.append(f"| {m} | {o['n']} | **{o['ex']:.1f}** | {by_level} | {summary[m]['no_executed_sql']:.1f} | "
-                    f"{o['mean_turns']:.1f} | {o['mean_prompt_tokens']:.0f} | {o['mean_completion_tokens']:.0f} | "
-                    f"{o['median_latency_s']:.1f} |")
-    table = "\n".join(["| method | questions | EX % | simple | moderate | challenging | no executed SQL % | "
-                       "model turns | prompt tokens / q | completion tokens / q | median latency s |",
-                       "|---|---|---|---|---|---|---|---|---|---|---|", *rows])
-    text = [f"### Execution accuracy (`bench_ex.py --questions {data['questions_file']}`)\n",
-            f"Model: {data['model']} via {data['endpoint']} ({data['protocol']} protocol), {data['torch_threads']} "
-            f"torch thread(s), greedy decoding, no per-question time budget; {data['questions_planned']} questions "
-            f"planned, {'all run' if data['finished'] else 'run still in progress'}; 1-minute load average at the "
-            f"last save {data['machine_load_1min']:.1f}. EX by difficulty: % (questions).\n", table, ""]
-    if "agent" in records and "baseline" in records:
-        a, b = paired(records, "agent", "baseline")
-        if a:
-            diffs = [float(x["ex"]) - float(y["ex"]) for x, y in zip(a, b)]
-            low, high = bootstrap_ci(diffs)
-            text.append(f"Agent - baseline on the {len(a)} questions both answered: "
-                        f"**{100 * statistics.fmean(diffs):+.1f} EX points** (95 % bootstrap CI "
-                        f"[{100 * low:+.1f}, {100 * high:+.1f}]); agent wins {sum(d > 0 for d in diffs)}, "
-                        f"loses {sum(d < 0 for d in diffs)}.\n")
-            db_rows = []
-            for db in sorted({r["db"] for r in a}):
-                pa = [x for x in a if x["db"] == db]
-                pb = [y for x, y in zip(a, b) if x["db"] == db]
-                ratio_tok = statistics.fmean(x["prompt_tokens"] for x in pa) / max(
-                    statistics.fmean(y["prompt_tokens"] for y in pb), 1)
-                ratio_lat = statistics.median(x["latency_s"] for x in pa) / max(
-                    statistics.median(y["latency_s"] for y in pb), 1e-9)
-                db_rows.append(f"| {db} | {len(pa)} | {100 * statistics.fmean(x['ex'] for x in pa):.1f} | "
-                               f"{100 * statistics.fmean(y['ex'] for y in pb):.1f} | x{ratio_tok:.2f} | x{ratio_lat:.2f} |")
-            text += ["| database | questions | agent EX % | baseline EX % | prompt tokens agent / baseline | "
-                     "median latency agent / baseline |", "|---|---|---|---|---|---|", *db_rows, ""]
-    ablations = [m for m in methods if m not in ("agent", "baseline")]
-    if "agent" in records and ablations:
-        abl_rows = []
-        for m in ablations:
-            a, b = paired(records, "agent", m)
-            if a:
-                diffs = [float(x["ex"]) - float(y["ex"]) for x, y in zip(a, b)]
-                low, high = bootstrap_ci(diffs)
-                abl_rows.append(f"| {m} | {SWITCHED_OFF.get(m, '')} | {len(a)} | "
-                                f"{100 * statistics.fmean(y['ex'] for y in b):.1f} | "
-                                f"{100 * statistics.fmean(x['ex'] for x in a):.1f} | "
-                                f"{100 * statistics.fmean(diffs):+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | "
-                                f"{sum(not y['executed'] for y in b)} |")
-        text += ["Ablations: each switches one part of the agent off (paired with the full agent on the same "
-                 "questions; the gain that part carries, with a 95 % bootstrap CI).\n",
-                 "| variant | switched off | questions | variant EX % | agent EX % | agent - variant (EX points) | "
-                 "variant runs without executed SQL |",
-                 "|---|---|---|---|---|---|---|", *abl_rows, ""]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     dbs = sorted({r["db"] for m in methods for r in records[m]})
     width = 0.8 / max(len(methods), 1)
@@ -279,10 +221,75 @@ def write_report(data: dict, name: str) -> None:
     fig.tight_layout()
     atomic_savefig(fig, RESULTS / f"{name}.png")
     plt.close(fig)
-    text.append(f"![EX](results/{name}.png)\n")
-    atomic_write_text(RESULTS / f"{name}.md", "\n".join(text))
+    text = ex_markdown(data, name)
+    atomic_write_text(RESULTS / f"{name}.md", text)
     write_readme()
-    print("\n".join(text))
+    print(text)
+
+
+def ex_markdown(data: dict, name: str) -> str:
+    """results/<name>.md from results/<name>.json: the EX table, the paired comparison and the ablations."""
+    records, summary = data["records"], data["summary"]
+    methods = [m for m in METHODS if m in records]
+    rows = []
+    for m in methods:
+        o = summary[m]["overall"]
+        by_level = [f"{summary[m][d]['ex']:.1f} ({summary[m][d]['n']})" if summary[m][d]["n"] else "-"
+                    for d in ("simple", "moderate", "challenging")]
+        rows.append([m, o["n"], f"**{o['ex']:.1f}**", *by_level, f"{summary[m]['no_executed_sql']:.1f}",
+                     f"{o['mean_turns']:.1f}", f"{o['mean_prompt_tokens']:.0f}", f"{o['mean_completion_tokens']:.0f}",
+                     f"{o['median_latency_s']:.1f}"])
+    table = Table(["method", "questions", "EX %", "simple", "moderate", "challenging", "no executed SQL %",
+                   "model turns", "prompt tokens / q", "completion tokens / q", "median latency s"],
+                  rows).to_markdown()
+    text = [f"### Execution accuracy (`bench_ex.py --questions {data['questions_file']}`)\n",
+            f"Model: {data['model']} via {data['endpoint']} ({data['protocol']} protocol), "
+            f"{data['machine']['torch_threads']} torch thread(s), greedy decoding, no per-question time budget; "
+            f"{data['questions_planned']} questions planned, "
+            f"{'all run' if data['finished'] else 'run still in progress'}; 1-minute load average at the last save "
+            f"{data['load_average_1min'][-1]:.1f}. EX by difficulty: % (questions).\n", table, ""]
+    if "agent" in records and "baseline" in records:
+        a, b = paired(records, "agent", "baseline")
+        if a:
+            diffs = [float(x["ex"]) - float(y["ex"]) for x, y in zip(a, b)]
+            low, high = bootstrap_ci(diffs)
+            text.append(f"Agent - baseline on the {len(a)} questions both answered: "
+                        f"**{100 * statistics.fmean(diffs):+.1f} EX points** (95 % bootstrap CI "
+                        f"[{100 * low:+.1f}, {100 * high:+.1f}]); agent wins {sum(d > 0 for d in diffs)}, "
+                        f"loses {sum(d < 0 for d in diffs)}.\n")
+            db_rows = []
+            for db in sorted({r["db"] for r in a}):
+                pa = [x for x in a if x["db"] == db]
+                pb = [y for x, y in zip(a, b) if x["db"] == db]
+                ratio_tok = statistics.fmean(x["prompt_tokens"] for x in pa) / max(
+                    statistics.fmean(y["prompt_tokens"] for y in pb), 1)
+                ratio_lat = statistics.median(x["latency_s"] for x in pa) / max(
+                    statistics.median(y["latency_s"] for y in pb), 1e-9)
+                db_rows.append([db, len(pa), f"{100 * statistics.fmean(x['ex'] for x in pa):.1f}",
+                                f"{100 * statistics.fmean(y['ex'] for y in pb):.1f}", f"x{ratio_tok:.2f}",
+                                f"x{ratio_lat:.2f}"])
+            text += [Table(["database", "questions", "agent EX %", "baseline EX %", "prompt tokens agent / baseline",
+                            "median latency agent / baseline"], db_rows).to_markdown(), ""]
+    ablations = [m for m in methods if m not in ("agent", "baseline")]
+    if "agent" in records and ablations:
+        abl_rows = []
+        for m in ablations:
+            a, b = paired(records, "agent", m)
+            if a:
+                diffs = [float(x["ex"]) - float(y["ex"]) for x, y in zip(a, b)]
+                low, high = bootstrap_ci(diffs)
+                abl_rows.append([m, SWITCHED_OFF.get(m, ""), len(a),
+                                 f"{100 * statistics.fmean(y['ex'] for y in b):.1f}",
+                                 f"{100 * statistics.fmean(x['ex'] for x in a):.1f}",
+                                 f"{100 * statistics.fmean(diffs):+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]",
+                                 sum(not y["executed"] for y in b)])
+        text += ["Ablations: each switches one part of the agent off (paired with the full agent on the same "
+                 "questions; the gain that part carries, with a 95 % bootstrap CI).\n",
+                 Table(["variant", "switched off", "questions", "variant EX %", "agent EX %",
+                        "agent - variant (EX points)", "variant runs without executed SQL"], abl_rows).to_markdown(),
+                 ""]
+    text.append(f"![EX](results/{name}.png)\n")
+    return "\n".join(text)
 
 
 if __name__ == "__main__":

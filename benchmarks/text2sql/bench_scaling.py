@@ -1,6 +1,6 @@
 """Wide-table scaling: prompt tokens against the number of columns (50..1,000), Interactive-T2S vs full schema.
 
-    .venv/bin/python benchmarks/text2sql/bench_scaling.py
+    .venv/bin/python -m benchmarks.text2sql.bench_scaling
 
 For each width a SQLite database is generated with one `telemetry` table of N measurement columns (plus a
 `products` table it references). Tokens are counted with the Qwen2.5-Coder tokenizer and its chat template:
@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import RESULTS, data_dir, write_readme  # noqa: E402
-
-from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
+from benchmarks.text2sql.common import RESULTS, data_dir, write_readme
+from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text
+from tunelab.report import Table
 
 WIDTHS = [50, 100, 200, 300, 500, 750, 1000]
 QUANTITIES = ["temperature", "humidity", "pressure", "voltage", "current", "vibration", "noise", "light", "flow",
@@ -144,19 +141,26 @@ def report(data: dict) -> None:
     ax.legend()
     atomic_savefig(fig, RESULTS / "scaling.png")
     plt.close(fig)
-    lines = ["| columns | full schema | grounded agent | full / grounded | slice has the needed column and value | "
-             "paper's loop: first prompt | last prompt | cumulative (5 calls) |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['columns']} | {r['full_schema']} | {r['grounded_agent']} | "
-              f"{r['ratio_full_over_grounded_agent']:.2f} | {'yes' if r['needed_column_shown'] else 'NO'} | "
-              f"{r['agent_start']} | {r['agent_final_turn']} | {r['agent_cumulative']} |" for r in rows]
-    text = ("### Prompt tokens vs columns (`bench_scaling.py`)\n\nOne wide table of N columns plus a 3-column "
-            "table; tokens of the Qwen2.5-Coder chat prompt. Neither agent lists every column: the grounded agent "
-            "shows the relevant ones, the paper's loop none (its last prompt includes the observations of a fixed "
-            "4-step trajectory run with the real tools).\n\n"
-            + "\n".join(lines) + "\n\n![scaling](results/scaling.png)\n")
+    text = scaling_markdown(data)
     atomic_write_text(RESULTS / "scaling.md", text)
     write_readme()
     print(text)
+
+
+def scaling_markdown(data: dict) -> str:
+    """results/scaling.md from results/scaling.json."""
+    rows = data["rows"]
+    table = Table(["columns", "full schema", "grounded agent", "full / grounded",
+                   "slice has the needed column and value", "paper's loop: first prompt", "last prompt",
+                   "cumulative (5 calls)"],
+                  [[r["columns"], r["full_schema"], r["grounded_agent"], f"{r['ratio_full_over_grounded_agent']:.2f}",
+                    "yes" if r["needed_column_shown"] else "NO", r["agent_start"], r["agent_final_turn"],
+                    r["agent_cumulative"]] for r in rows])
+    return ("### Prompt tokens vs columns (`bench_scaling.py`)\n\nOne wide table of N columns plus a 3-column "
+            "table; tokens of the Qwen2.5-Coder chat prompt. Neither agent lists every column: the grounded agent "
+            "shows the relevant ones, the paper's loop none (its last prompt includes the observations of a fixed "
+            "4-step trajectory run with the real tools).\n\n"
+            + table.to_markdown() + "\n\n![scaling](results/scaling.png)\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Tool speed on TPC-DS: value-index build, SearchValue and SearchColumn latency (p50/p95), each against a peer
 measured in the same run.
 
-    .venv/bin/python benchmarks/text2sql/bench_tools.py [--scale 1]
+    .venv/bin/python -m benchmarks.text2sql.bench_tools [--scale 1]
 
 - SearchValue (FTS5 index, BM25) vs a LIKE scan of every text column (what a tool without an index does);
   queries: stored values sampled with a fixed seed, lower-cased, plus the same values with one letter dropped
@@ -15,15 +15,13 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import RESULTS, data_dir, write_readme  # noqa: E402
-
-from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
+from benchmarks._harness import LOAD_KEY, MACHINE_KEY, load_average, machine_info
+from benchmarks.text2sql.common import RESULTS, data_dir, write_readme
+from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text
+from tunelab.report import Table
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -60,6 +58,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    load_start = load_average()
     from tunelab.text2sql.column_search import ColumnSearch
     from tunelab.text2sql.db import open_database
     from tunelab.text2sql.schema import introspect
@@ -129,7 +128,7 @@ def main() -> None:
                            for q, (t, c) in zip(col_queries, picked)) / len(picked)
 
     result = {
-        "torch_threads": args.threads, "machine_load_1min": __import__("os").getloadavg()[0],
+        MACHINE_KEY: {**machine_info(), "torch_threads": args.threads}, LOAD_KEY: [load_start, load_average()],
         "database": f"TPC-DS sf {args.scale:g} (DuckDB)", "generate_s": generate_s, "introspect_s": introspect_s,
         "tables": len(schema.tables), "columns": schema.column_count(),
         "foreign_keys_inferred": sum(k.inferred for k in schema.foreign_keys),
@@ -166,30 +165,35 @@ def report(r: dict, value_times, like_times, dense_times, bm25_times) -> None:
     ax.set_title(r["database"])
     atomic_savefig(fig, RESULTS / "tools.png")
     plt.close(fig)
-    v, like, d, b = r["search_value_fts"], r["like_scan_peer"], r["search_column_dense"], r["search_column_bm25"]
-    text = (f"### Tool speed (`bench_tools.py`)\n\n{r['database']}: {r['tables']} tables, {r['columns']} columns, "
-            f"{r['rows_total']:,} rows, {r['foreign_keys_inferred']} foreign keys inferred in "
-            f"{r['introspect_s']:.1f} s. Value index: {r['value_index']['values']:,} values from "
-            f"{r['value_index']['text_columns']} text columns, built in {r['value_index']['build_s']:.1f} s "
-            f"({r['value_index']['file_mb']:.1f} MB).\n\n"
-            "| tool | queries | p50 ms | p95 ms | notes |\n|---|---|---|---|---|\n"
-            f"| SearchValue (FTS5) | {v['n']} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | exact stored value in top 5 for "
-            f"{r['search_value_exact_hit_in_top5_pct']:.0f}% of sampled values; half the queries have a dropped letter, "
-            f"and for {r.get('search_value_typo_hit_in_top5_pct', float('nan')):.0f}% of those the original value is in "
-            "the top 5 (fuzzy fallback: rapidfuzz) |\n"
-            f"| LIKE scan of all text columns (peer) | {like['n']} | {like['p50_ms']:.1f} | {like['p95_ms']:.1f} | "
-            f"x{r['speedup_like_over_fts_p50']:.0f} slower than FTS5 on the same queries (p50) |\n"
-            f"| SearchColumn, MiniLM | {d['n']} | {d['p50_ms']:.2f} | {d['p95_ms']:.2f} | recall@5 "
-            f"{d['recall_at_5_pct']:.0f}%, column embeddings built in {d['build_s']:.1f} s |\n"
-            f"| SearchColumn, BM25 | {b['n']} | {b['p50_ms']:.2f} | {b['p95_ms']:.2f} | recall@5 "
-            f"{b['recall_at_5_pct']:.0f}%; MiniLM / BM25 p50 x{r['dense_over_bm25_p50']:.2f} |\n\n"
-            f"Measured with {r['torch_threads']} torch thread(s) on a shared machine (1-minute load average "
-            f"{r['machine_load_1min']:.1f} at the end of the run). Latencies include the statistics-free search only (SearchColumn's per-column statistics are computed "
-            "once per column and cached).\n\n![tools](results/tools.png)\n")
+    text = tools_markdown(r)
     atomic_write_text(RESULTS / "tools.md", text)
     write_readme()
     print(text)
 
+
+def tools_markdown(r: dict) -> str:
+    """results/tools.md from results/tools.json."""
+    v, like, d, b = r["search_value_fts"], r["like_scan_peer"], r["search_column_dense"], r["search_column_bm25"]
+    table = Table(["tool", "queries", "p50 ms", "p95 ms", "notes"], [
+        ["SearchValue (FTS5)", v["n"], f"{v['p50_ms']:.2f}", f"{v['p95_ms']:.2f}",
+         f"exact stored value in top 5 for {r['search_value_exact_hit_in_top5_pct']:.0f}% of sampled values; half the "
+         f"queries have a dropped letter, and for {r.get('search_value_typo_hit_in_top5_pct', float('nan')):.0f}% of "
+         "those the original value is in the top 5 (fuzzy fallback: rapidfuzz)"],
+        ["LIKE scan of all text columns (peer)", like["n"], f"{like['p50_ms']:.1f}", f"{like['p95_ms']:.1f}",
+         f"x{r['speedup_like_over_fts_p50']:.0f} slower than FTS5 on the same queries (p50)"],
+        ["SearchColumn, MiniLM", d["n"], f"{d['p50_ms']:.2f}", f"{d['p95_ms']:.2f}",
+         f"recall@5 {d['recall_at_5_pct']:.0f}%, column embeddings built in {d['build_s']:.1f} s"],
+        ["SearchColumn, BM25", b["n"], f"{b['p50_ms']:.2f}", f"{b['p95_ms']:.2f}",
+         f"recall@5 {b['recall_at_5_pct']:.0f}%; MiniLM / BM25 p50 x{r['dense_over_bm25_p50']:.2f}"]])
+    return (f"### Tool speed (`bench_tools.py`)\n\n{r['database']}: {r['tables']} tables, {r['columns']} columns, "
+            f"{r['rows_total']:,} rows, {r['foreign_keys_inferred']} foreign keys inferred in "
+            f"{r['introspect_s']:.1f} s. Value index: {r['value_index']['values']:,} values from "
+            f"{r['value_index']['text_columns']} text columns, built in {r['value_index']['build_s']:.1f} s "
+            f"({r['value_index']['file_mb']:.1f} MB).\n\n{table.to_markdown()}\n\n"
+            f"Measured with {r['machine']['torch_threads']} torch thread(s) on a shared machine (1-minute load average "
+            f"{r['load_average_1min'][-1]:.1f} at the end of the run). Latencies include the statistics-free search "
+            "only (SearchColumn's per-column statistics are computed once per column and cached).\n\n"
+            "![tools](results/tools.png)\n")
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,10 @@
 """PoFT vs SFT on noisy verifiable SFT data, plus PoFT's step cost and scoring throughput. One command:
 
-    .venv/bin/python benchmarks/align/poft/run_poft_study.py            # small, CPU-sized defaults
-    .venv/bin/python benchmarks/align/poft/run_poft_study.py --n-train 400 --n-test 200 --epochs 3   # larger
-    .venv/bin/python benchmarks/align/poft/run_poft_study.py --cost-only --cost-steps 24   # step cost alone
-    .venv/bin/python benchmarks/align/poft/run_poft_study.py --followup    # SFT / PoFT, then DPO / EPA
-    .venv/bin/python benchmarks/align/poft/run_poft_study.py --followup --methods poft --n-val 24 \
+    .venv/bin/python -m benchmarks.align.poft.run_poft_study            # small, CPU-sized defaults
+    .venv/bin/python -m benchmarks.align.poft.run_poft_study --n-train 400 --n-test 200 --epochs 3   # larger
+    .venv/bin/python -m benchmarks.align.poft.run_poft_study --cost-only --cost-steps 24   # step cost alone
+    .venv/bin/python -m benchmarks.align.poft.run_poft_study --followup    # SFT / PoFT, then DPO / EPA
+    .venv/bin/python -m benchmarks.align.poft.run_poft_study --followup --methods poft --n-val 24 \
         --stages epa epa+nll_weight=1 epa+dpop_lambda=50 --followup-name poft_guards   # guards, chosen on validation
 
 Writes results/poft_study.json (with --cost-only results/poft_cost.json, with --followup results/poft_followup.json
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks._harness import LOAD_KEY, load_average, machine_info
 from tunelab.align.poft_followup import FollowupSettings
 from tunelab.align.poft_study import StudySettings, plot, run_study, step_time_ratio, table_rows
 from tunelab.align.poft_tasks import TASKS, corrupt, make_problems
@@ -36,6 +36,12 @@ def _cell(value: dict, digits: int = 3) -> str:
     if len(value.get("values", ())) == 1:  # one seed: no spread to show
         return f"{value['mean']:.{digits}f}"
     return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+
+
+def machine_text(machine: dict) -> str:
+    """'2 CPU threads, torch 2.13.0+cpu[, GPU name]' from the machine info."""
+    return f"{machine['torch_threads']} CPU threads, torch {machine['torch']}" + (
+        f", {machine['gpu']}" if machine.get("gpu") else "")
 
 
 def guards_section(follow: dict, name: str) -> list[str]:
@@ -92,7 +98,7 @@ def readme(results: dict, cost: dict | None, follow: dict | None = None, guards:
         f"{s['epochs']} epochs, batch {s['batch_size']}, lr {s['learning_rate']}, beta {s['beta']}, gamma {s['gamma']}; "
         f"seeds {', '.join(map(str, s['seeds']))}. Held-out accuracy = exact match of the greedy answer's "
         f"number (after the last '=' if any). Untrained target: {results['untrained_accuracy']:.3f}. Wall time {results['wall_seconds']:.0f} s "
-        f"on {results['machine']}.",
+        f"on {machine_text(results['machine'])}.",
         "",
         "## Held-out accuracy (mean ± std over seeds)",
         "",
@@ -118,8 +124,8 @@ def readme(results: dict, cost: dict | None, follow: dict | None = None, guards:
                           cost["steps_timed"], cost["batch_size"]]]).to_markdown(),
                   "", f"Forward + backward of `{cost.get('target', s['target'])}` + LoRA on the same batch, SFT and "
                   "PoFT interleaved in one process (who goes first alternates), scores precomputed, after one warm-up "
-                  f"step each; {cost.get('machine', results['machine'])}"
-                  f"{', load average %.1f' % cost['load_average_1min'] if 'load_average_1min' in cost else ''}.", ""]
+                  f"step each; {machine_text(cost.get('machine', results['machine']))}"
+                  f"{', load average %.1f' % cost[LOAD_KEY][-1] if LOAD_KEY in cost else ''}.", ""]
     if follow:
         lines += followup_section(follow)
     if guards and "val_accuracy" in guards:
@@ -140,18 +146,26 @@ def write_readme(out: Path, results_dir: Path, study: dict, cost: dict | None) -
                                                 stored_followup(results_dir, GUARDS_NAME)))
 
 
+def readme_text(results_dir: Path) -> str:
+    """README.md from the committed JSON files in `results_dir` (the study's own cost run as `write_readme`)."""
+    study = json.loads((results_dir / "poft_study.json").read_text())
+    return readme(study, latest_cost(study, results_dir), stored_followup(results_dir),
+                  stored_followup(results_dir, GUARDS_NAME))
+
+
 def latest_cost(results: dict, results_dir: Path) -> dict | None:
     """The dedicated cost run (results/poft_cost.json) when there is one, else the study's own timing."""
     path = results_dir / "poft_cost.json"
     return json.loads(path.read_text()) if path.is_file() else results.get("cost")
 
 
-def cost_only(settings: StudySettings, cache_dir: Path | None, results_dir: Path, out: Path, machine: str) -> int:
+def cost_only(settings: StudySettings, cache_dir: Path | None, results_dir: Path, out: Path, machine: dict) -> int:
     problems = make_problems(settings.n_train, settings.data_seed, task=settings.task)
     rows = corrupt(problems, settings.noise[-1], settings.seeds[0])
+    load_start = load_average()
     with tempfile.TemporaryDirectory() as fresh:
         cost = step_time_ratio(settings, rows, cache_dir or fresh, settings.cost_steps)
-    cost.update(target=settings.target, machine=machine, load_average_1min=os.getloadavg()[0])
+    cost.update(target=settings.target, machine=machine, load_average_1min=[load_start, load_average()])
     atomic_write_json(results_dir / "poft_cost.json", cost)
     study = results_dir / "poft_study.json"
     if study.is_file():
@@ -223,8 +237,7 @@ def main(argv=None) -> int:
                              batch_size=args.batch_size, learning_rate=args.learning_rate, lora_r=args.lora_r,
                              cost_steps=args.cost_steps)
     results_dir = args.out / "results"
-    machine = f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}" + (
-        f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    machine = {**machine_info(), **({"gpu": torch.cuda.get_device_name()} if torch.cuda.is_available() else {})}
     if args.cost_only:
         return cost_only(settings, args.cache_dir, results_dir, args.out, machine)
     if args.followup:
