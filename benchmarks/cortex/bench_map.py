@@ -24,9 +24,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from readme import write_readme  # noqa: E402
+from readme import families_recovered, write_readme  # noqa: E402
 
 from tunelab.cortex import mapping, verify  # noqa: E402
+from tunelab.cortex.findings import confusion_table  # noqa: E402
 from tunelab.cortex.fit import FitConfig, FittedModel, fit_model  # noqa: E402
 from tunelab.cortex.images import offline_bank  # noqa: E402
 from tunelab.cortex.model import EncodingModel, ModelConfig  # noqa: E402
@@ -149,6 +150,8 @@ def main() -> None:
                       "preferred_feature_accuracy": verification["preferred_feature_accuracy"],
                       "family_confusion": verification["family_confusion"],
                       "images_per_second": speeds["median_images_per_second"]}, indent=2))
+    print(f"\nfamilies recovered under their own name: {families_recovered(verification)}\n")
+    print(confusion_table(verification["family_confusion"]).to_markdown())
 
 
 def plot(sheet, result, bank, model_dir, out: Path) -> None:

@@ -34,6 +34,17 @@ def simulate(
     repeats: int = typer.Option(2, "--repeats", help="Repeats per image (>= 2 for noise ceilings)."),
     height: int = typer.Option(64, "--height"),
     width: int = typer.Option(64, "--width"),
+    domains: str = typer.Option(None, "--domains", help="Domains as FAMILY[:PARAMETER] separated by commas, one "
+                                "per domain (their number is the domain count), e.g. 'colour:0,colour:0.6,texture,"
+                                "edges:0,curvature'; families: colour (parameter: hue 0-1), texture, edges "
+                                "(parameter: orientation index), curvature, and any other the simulator knows. "
+                                "Default: the simulator's default set."),
+    noise_sd: float = typer.Option(None, "--noise-sd", help="Independent noise per pixel and trial (default 0.6)."),
+    shared_noise_sd: float = typer.Option(None, "--shared-noise-sd", help="Trial-to-trial noise shared by the sheet "
+                                          "(default 0.3)."),
+    boundary_warp: float = typer.Option(None, "--boundary-warp", help="Wiggle of domain borders in cortical pixels "
+                                        "(default 4; 0 gives straight Voronoi borders)."),
+    vessels: int = typer.Option(None, "--vessels", help="Blood vessels masked as NaN (default 3)."),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
@@ -49,8 +60,15 @@ def simulate(
         raise UserError(f"--n-images must be >= 50, got {n_images}")
     validate.at_least("--height", height, MIN_SHEET, " cortical pixels")
     validate.at_least("--width", width, MIN_SHEET, " cortical pixels")
+    for flag, value in (("--noise-sd", noise_sd), ("--shared-noise-sd", shared_noise_sd),
+                        ("--boundary-warp", boundary_warp)):
+        validate.finite(flag, value)
+        validate.at_least(flag, value, 0)
+    validate.at_least("--vessels", vessels, 0)
+    options = {"domains": None if domains is None else parse_domains(domains), "noise_sd": noise_sd,
+               "shared_noise_sd": shared_noise_sd, "boundary_warp": boundary_warp, "n_vessels": vessels}
+    config = SheetConfig(height=height, width=width, seed=seed, **{k: v for k, v in options.items() if v is not None})
     validate.out_dir(out)
-    config = SheetConfig(height=height, width=width, seed=seed)
     sheet, recording = simulate_recording(config, n_images, repeats, seed)
     with staged_dir(out) as tmp:
         save_recording(recording, tmp / "recording.npz")
@@ -61,11 +79,33 @@ def simulate(
                              f"({len(config.domains)} domains, {summary['masked_pixels']} vessel pixels) -> {out}"])
 
 
+def parse_domains(text: str) -> tuple:
+    """'colour:0,texture,edges:2' -> (("colour", 0.0), ("texture", None), ("edges", 2.0)); families are checked by
+    SheetConfig."""
+    domains = []
+    for item in text.split(","):
+        family, _, parameter = item.strip().partition(":")
+        if not family:
+            raise UserError(f"--domains: empty domain in {text!r}; give FAMILY[:PARAMETER] separated by commas")
+        try:
+            domains.append((family, float(parameter) if parameter else None))
+        except ValueError:
+            raise UserError(f"--domains: parameter of {item.strip()!r} is not a number") from None
+    return tuple(domains)
+
+
 @app.command()
 def fit(
-    data: Path = typer.Option(..., "--data", help="Recording (.npz/.h5) with responses [image, repeat, pixel]."),
+    data: Path = typer.Option(..., "--data", help="Recording: .npz/.h5 (responses [image, repeat, pixel], or "
+                              "[trial, pixel] with trial_image), .nwb, or a Sensorium/neuralpredictors folder "
+                              "(docs/cortex.md, data formats)."),
     out: Path = typer.Option(..., "--out", help="Folder for the fitted model and fit.json."),
     images: Path = typer.Option(None, "--images", help="Image folder (one file per image, sorted by name)."),
+    square: str = typer.Option("pad", "--square", help="Non-square stimuli: pad (centred on their mean grey) or "
+                               "crop (centre square)."),
+    series: str = typer.Option(None, "--series", help="NWB: the response series to fit when the file has several."),
+    threads: int = typer.Option(None, "--threads", help="Torch CPU threads for the fit (default: torch's own "
+                                "setting)."),
     readout: str = typer.Option("gaussian", "--readout", help="gaussian or factorised."),
     position: str = typer.Option("cortical", "--position", help="Gaussian positions: cortical (smooth) or free."),
     loss: str = typer.Option("mse", "--loss", help="mse, poisson or correlation."),
@@ -84,15 +124,19 @@ def fit(
     from tunelab.io import atomic_write_json, staged_dir
 
     validate.at_least("--epochs", epochs, 1)
+    validate.at_least("--threads", threads, 1)
+    validate.one_of("--square", square, ("pad", "crop"))
     model_config = ModelConfig(readout=readout, position=position)
-    fit_config = FitConfig(loss=loss, epochs=epochs, seed=seed)
-    validate.in_file(data, "--data")
+    fit_config = FitConfig(loss=loss, epochs=epochs, seed=seed, threads=threads)
+    if not data.is_dir():  # a folder is a Sensorium/neuralpredictors tree
+        validate.in_file(data, "--data")
     if images is not None:
         validate.in_dir(images, "--images")
     validate.out_dir(out)
-    recording = load_recording(data, images)
-    if recording.masked_report():
-        print(f"note: {recording.masked_report()}", file=sys.stderr)
+    notes: list[str] = []
+    recording = load_recording(data, images, square=square, series=series, notes=notes)
+    for note in notes + ([recording.masked_report()] if recording.masked_report() else []):
+        print(f"note: {note}", file=sys.stderr)
     fitted, report = fit_model(recording, model_config, fit_config)
     summary = {k: v for k, v in report.items() if k not in ("per_unit", "split")}
     with staged_dir(out) as tmp:
@@ -112,7 +156,9 @@ def map_command(
     bank_size: int = typer.Option(4000, "--bank-size", help="Offline photo patches to rank (ignored with --bank)."),
     bank_folder: Path = typer.Option(None, "--bank", help="Rank this image folder instead of offline patches."),
     top_k: int = typer.Option(25, "--top-k"),
-    domains: int = typer.Option(None, "--domains", help="Number of domains (default: chosen by silhouette)."),
+    domains: int = typer.Option(None, "--domains", help="Number of domains. Default: the count among 3-12 below the "
+                                "largest relative jump in Ward merge height of the pixels' readout profiles, "
+                                "skipping counts that leave a domain under 2% of the pixels."),
     meis: int = typer.Option(0, "--meis", help="Synthesise most-exciting images for this many domains."),
     seed: int = typer.Option(100, "--seed", help="Seed of the offline bank (use one the model was not fit on)."),
     as_json: bool = typer.Option(False, "--json"),
@@ -127,7 +173,7 @@ def map_command(
     from tunelab.cortex.fit import FittedModel
     from tunelab.cortex.images import load_image_folder, offline_bank
     from tunelab.cortex.pipeline import map_domains
-    from tunelab.io import atomic_savefig, atomic_write_bytes, atomic_write_json, staged_dir
+    from tunelab.io import atomic_savefig, atomic_write_bytes, staged_dir
 
     validate.in_dir(model, "--model")
     validate.at_least("--bank-size", bank_size, 1)
@@ -143,11 +189,6 @@ def map_command(
     result = map_domains(fitted, bank, top_k, domains, min(1000, len(bank)), progress=True)
     summary = result.summary()
     with staged_dir(out) as tmp:
-        buffer = io.BytesIO()
-        np.savez(buffer, domain_map=result.domain_map, top_indices=result.top_indices, top_values=result.top_values,
-                 unit_pixels=fitted.unit_pixels,
-                 **{f"domain_{d}": idx for d, idx in result.domain_preferred.items()})
-        atomic_write_bytes(tmp / "map.npz", buffer.getvalue())
         bank_buffer = io.BytesIO()
         np.savez(bank_buffer, images=bank.to_uint8(), sources=np.asarray(bank.sources))
         atomic_write_bytes(tmp / "bank.npz", bank_buffer.getvalue())
@@ -171,7 +212,7 @@ def map_command(
                 mei_rows[names[d]] = image[None]
                 summary.setdefault("mei_activation", {})[str(d)] = trace[-1]
             atomic_savefig(mapping.plot_image_grid(mei_rows, per_row=1), tmp / "meis.png")
-        atomic_write_json(tmp / "map.json", summary)
+        summary = result.save(tmp, extra_summary={k: v for k, v in summary.items() if k == "mei_activation"})
     _emit(summary, as_json, [f"{summary['n_domains']} domains ({', '.join(names.values())}); ranked {len(bank)} images "
                              f"at {result.images_per_second:.0f} images/s for {fitted.n_units} pixels -> {out}"])
 
@@ -191,9 +232,9 @@ def verify(
     import numpy as np
 
     from tunelab.cortex import verify as verify_lib
+    from tunelab.cortex.domain_map import DomainMap
     from tunelab.cortex.images import ImageBank
-    from tunelab.cortex.pipeline import DomainMap, verify_in_silico
-    from tunelab.cortex.recording import _read_arrays
+    from tunelab.cortex.pipeline import verify_in_silico
     from tunelab.cortex.simulate import CorticalSheet, SheetConfig
     from tunelab.io import atomic_write_json
 
@@ -202,19 +243,12 @@ def verify(
     validate.at_least("--repeats", repeats, 1)
     validate.in_dir(map_dir, "--map")
     validate.out_dir(out)
-    if not (map_dir / "map.npz").exists():
-        raise UserError(f"no map in {map_dir} (run `tunelab cortex map` first)")
-    with np.load(map_dir / "map.npz") as arrays:
-        domain_map = arrays["domain_map"]
-        preferred = {int(k.split("_")[1]): arrays[k] for k in arrays.files if k.startswith("domain_")
-                     and k != "domain_map"}
-        top = arrays["top_indices"], arrays["top_values"]
-    summary_in = json.loads((map_dir / "map.json").read_text())
-    labels = {int(k): v for k, v in summary_in["labels"].items()}
+    result = DomainMap.load(map_dir)
+    domain_map = result.domain_map
+    if not (map_dir / "bank.npz").exists():
+        raise UserError(f"no bank.npz in {map_dir} (run `tunelab cortex map` first)")
     with np.load(map_dir / "bank.npz") as arrays:
         bank = ImageBank.from_uint8(arrays["images"], list(arrays["sources"]))
-    result = DomainMap(domain_map, labels, {}, *top, preferred, summary_in["images_per_second"],
-                       summary_in["clustering"])
     if simulation is not None:
         if not (simulation / "sheet.json").exists():
             raise UserError(f"no sheet.json in {simulation} (run `tunelab cortex simulate` first)")
@@ -223,15 +257,9 @@ def verify(
             raise UserError(f"the map is {domain_map.shape} but the simulated sheet is {sheet.domain_map.shape}")
         report = verify_in_silico(sheet, result, bank, repeats)
     else:
-        arrays = _read_arrays(session)
-        if "responses" not in arrays or "set_of_image" not in arrays:
-            raise UserError(f"{session} needs 'responses' [image, repeat, pixel] and 'set_of_image' [image]")
-        responses, set_of_image = arrays["responses"].astype(np.float32), arrays["set_of_image"].astype(int)
-        if responses.ndim != 3 or responses.shape[2] != domain_map.size:
-            raise UserError(f"session responses {list(responses.shape)} do not match the map's {domain_map.size} "
-                            "pixels")
+        responses, set_of_image = verify_lib.load_session(session, domain_map.size)
         per_set = verify_lib.set_responses(responses, set_of_image)
-        report = verify_lib.domain_selectivity(per_set, domain_map, sorted(preferred))
+        report = verify_lib.domain_selectivity(per_set, domain_map, sorted(result.domain_preferred))
     atomic_write_json((out or map_dir) / "verify.json", report)
     lines = [f"domain selectivity: median d' {report['median_d_prime']:.2f}, "
              f"{report['fraction_preferring_own_set']:.0%} of domains prefer their own images"]

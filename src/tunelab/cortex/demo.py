@@ -10,8 +10,13 @@ import numpy as np
 from tunelab.report import Section, Table
 
 
-def run(out_dir: Path, side: int = 32, n_images: int = 1200, epochs: int = 12, bank_size: int = 2000
-        ) -> list[Section]:
+FIRST_LOOK = {"side": 32, "n_images": 1200, "epochs": 12, "bank_size": 2000}
+FULL = {"side": 48, "n_images": 2400, "epochs": 20, "bank_size": 4000}  # `tunelab demo --full`
+
+
+def run(out_dir: Path, full: bool = False) -> list[Section]:
+    sizes = FULL if full else FIRST_LOOK
+    side, n_images, epochs, bank_size = (sizes[k] for k in ("side", "n_images", "epochs", "bank_size"))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +24,7 @@ def run(out_dir: Path, side: int = 32, n_images: int = 1200, epochs: int = 12, b
     import torch
 
     from tunelab.cortex import mapping
-    from tunelab.cortex.findings import confusion_table, map_findings
+    from tunelab.cortex.findings import confusion_table, families_phrase, map_findings
     from tunelab.cortex.fit import FitConfig, fit_model
     from tunelab.cortex.images import offline_bank
     from tunelab.cortex.model import ModelConfig
@@ -36,7 +41,8 @@ def run(out_dir: Path, side: int = 32, n_images: int = 1200, epochs: int = 12, b
     section = Section(
         title="V4 natural-image map (simulated cortex)",
         prose=(f"A simulated {side} x {side}-pixel cortical sheet with {len(sheet.config.domains)} contiguous domains "
-               f"tuned to colour, texture, edge orientation and curvature saw {n_images} photo patches (2 repeats). "
+               f"tuned to {families_phrase([f for f, _ in sheet.config.domains])} saw {n_images} photo patches "
+               "(2 repeats; 8 % of them with a composited face). "
                "A CNN core with a Gaussian readout per pixel (positions predicted from cortical coordinates) was fit; "
                "it ranked a separate bank of photo patches for every pixel at once, pixels were clustered into "
                "spatially contiguous domains by their predicted response profiles, each domain was named from the "

@@ -6,6 +6,16 @@ from __future__ import annotations
 from tunelab.report import Table
 
 
+FAMILY_WORDS = {"colour": "colour", "texture": "texture", "edges": "edge orientation", "curvature": "curvature",
+                "face": "faces"}
+
+
+def families_phrase(families: list[str]) -> str:
+    """The simulated families in plain words, each once, in order: "colour, texture and faces"."""
+    words = [FAMILY_WORDS.get(f, f) for f in dict.fromkeys(families)]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def recovery_sentences(per_true_domain: dict[int, dict], true_names: list[str]) -> list[str]:
     """One sentence on what was recovered, one per mislabelled or missed true domain."""
     recovered = [true_names[d] for d, r in per_true_domain.items() if r["recovered"]]

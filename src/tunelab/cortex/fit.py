@@ -30,13 +30,15 @@ class FitConfig:
     test_fraction: float = 0.1
     validation_fraction: float = 0.1
     seed: int = 0
-    threads: int = 2
+    threads: int | None = None  # torch's thread count for the fit; None leaves the caller's setting alone
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise UserError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.epochs < 1 or self.batch_size < 2:
             raise UserError("epochs must be >= 1 and batch size >= 2")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"threads must be >= 1, got {self.threads}")
 
 
 @dataclasses.dataclass
@@ -106,12 +108,36 @@ def predict_raw(model: torch.nn.Module, images: np.ndarray, batch_size: int = 25
 
 def standardise_targets(mean_responses: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
     """(offset, scale) per unit so that targets = (y - offset) / scale: z-scores, or mean-scaled for Poisson."""
-    if loss == "poisson":
-        if mean_responses.min() < 0:
+    if loss == "poisson":  # NaN (a pixel missing on all of an image's trials) is left out
+        if np.nanmin(mean_responses) < 0:
             raise UserError(f"the poisson loss needs non-negative responses; the smallest is "
-                            f"{mean_responses.min():.3g} (use --loss mse or correlation)")
-        return np.zeros(mean_responses.shape[1]), mean_responses.mean(0) + 1e-8
-    return mean_responses.mean(0), mean_responses.std(0) + 1e-8
+                            f"{np.nanmin(mean_responses):.3g} (use --loss mse or correlation)")
+        return np.zeros(mean_responses.shape[1]), np.nanmean(mean_responses, 0) + 1e-8
+    return np.nanmean(mean_responses, 0), np.nanstd(mean_responses, 0) + 1e-8
+
+
+def fill_missing(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Missing targets (NaN) take the detached prediction, so they add no gradient to the MSE and Poisson losses
+    (and almost none to the correlation loss): they are left out of the fit, not imputed."""
+    missing = torch.isnan(target)
+    return torch.where(missing, prediction.detach(), target) if missing.any() else target
+
+
+def evaluate_observed(responses: np.ndarray, predictions: np.ndarray) -> dict[str, np.ndarray]:
+    """metrics.evaluate per unit over the images where the unit is present on every repeat (units sharing a
+    pattern of missing images are evaluated together); NaN for units with fewer than 2 such images."""
+    missing = np.isnan(responses).any(axis=1)  # [image, unit]
+    patterns, group = np.unique(missing.T, axis=0, return_inverse=True)
+    out: dict[str, np.ndarray] = {}
+    for g, pattern in enumerate(patterns):
+        units, keep = np.flatnonzero(group.ravel() == g), ~pattern
+        if keep.sum() < 2:
+            continue
+        for name, values in metrics.evaluate(responses[keep][:, :, units], predictions[keep][:, units]).items():
+            out.setdefault(name, np.full(responses.shape[2], np.nan))[units] = values
+    if not out:
+        raise UserError("no unit is present on every repeat of at least 2 test images; the metrics are undefined")
+    return out
 
 
 def fit_model(recording: Recording, model_config: ModelConfig | None = None, fit_config: FitConfig | None = None,
@@ -121,12 +147,12 @@ def fit_model(recording: Recording, model_config: ModelConfig | None = None, fit
     fit_config = fit_config or FitConfig()
     if fit_config.loss == "poisson" and model_config.output != "elu1":
         model_config = dataclasses.replace(model_config, output="elu1")
-    torch.set_num_threads(fit_config.threads)
+    if fit_config.threads is not None:  # only when asked: the thread count is the caller's process setting
+        torch.set_num_threads(fit_config.threads)
     torch.manual_seed(fit_config.seed)
     unit_pixels = np.flatnonzero(recording.pixel_mask)
-    responses = recording.responses[:, :, unit_pixels]
     split = recording.split(fit_config.test_fraction, fit_config.validation_fraction, fit_config.seed)
-    averaged = responses.mean(axis=1)
+    averaged = recording.mean_responses()[:, unit_pixels]  # every trial of every image
     offset, scale = standardise_targets(averaged[split["train"]], fit_config.loss)
     targets = ((averaged - offset) / scale).astype(np.float32)
     images = recording.images.images
@@ -134,7 +160,7 @@ def fit_model(recording: Recording, model_config: ModelConfig | None = None, fit
         model = build_model(model_config, images.shape[-1], len(unit_pixels),
                             cortical_coords(unit_pixels, recording.sheet_shape), fit_config.seed)
     with torch.no_grad():  # start every unit at its mean response
-        model.readout.bias.copy_(torch.as_tensor(targets[split["train"]].mean(0)))
+        model.readout.bias.copy_(torch.as_tensor(np.nan_to_num(np.nanmean(targets[split["train"]], 0))))
     loss_function = LOSS_FUNCTIONS[fit_config.loss]
     optimiser = torch.optim.Adam(model.parameters(), lr=fit_config.lr, weight_decay=fit_config.weight_decay)
     train_images = torch.from_numpy(images[split["train"]])
@@ -155,13 +181,15 @@ def fit_model(recording: Recording, model_config: ModelConfig | None = None, fit
         for i in range(0, len(order) - fit_config.batch_size // 2, fit_config.batch_size):
             batch = order[i: i + fit_config.batch_size]
             prediction = model(train_images[batch])
-            loss = loss_function(prediction, train_targets[batch]) + fit_config.readout_reg * model.readout.regularizer()
+            target = fill_missing(prediction, train_targets[batch])
+            loss = loss_function(prediction, target) + fit_config.readout_reg * model.readout.regularizer()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             losses.append(loss.item())
         val_prediction = predict_raw(model, images[split["validation"]])
-        val_corr = float(np.mean(metrics.columnwise_corr(val_prediction, targets[split["validation"]])))
+        val_corr = float(np.mean(metrics.columnwise_corr(val_prediction, np.where(
+            np.isnan(targets[split["validation"]]), val_prediction, targets[split["validation"]]))))
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "validation_correlation": val_corr,
                         "seconds": time.perf_counter() - start})
         if on_epoch is not None:
@@ -175,15 +203,18 @@ def fit_model(recording: Recording, model_config: ModelConfig | None = None, fit
     seconds = time.perf_counter() - start
     if fit_config.loss == "correlation":  # scale-free predictions: map them to response units on validation data
         raw = predict_raw(model, images[split["validation"]])
-        slope = metrics.columnwise_corr(raw, targets[split["validation"]]) * targets[split["validation"]].std(0) / (
-            raw.std(0) + 1e-8)
-        intercept = targets[split["validation"]].mean(0) - slope * raw.mean(0)
+        observed = np.where(np.isnan(targets[split["validation"]]), raw, targets[split["validation"]])
+        slope = metrics.columnwise_corr(raw, observed) * observed.std(0) / (raw.std(0) + 1e-8)
+        intercept = observed.mean(0) - slope * raw.mean(0)
         offset, scale = offset + scale * intercept, scale * slope
     fitted = FittedModel(model, model_config, int(images.shape[-1]), unit_pixels, recording.sheet_shape,
                          np.asarray(offset, dtype=np.float64), np.asarray(scale, dtype=np.float64), history)
-    per_unit = metrics.evaluate(responses[split["test"]].astype(np.float64), fitted.predict(images[split["test"]]))
+    test_responses = recording.repeated(split["test"])[:, :, unit_pixels].astype(np.float64)
+    per_unit = evaluate_observed(test_responses, fitted.predict(images[split["test"]]))
     report = {"fit_seconds": seconds, "epochs_run": len(history), "best_epoch": best[2],
               "best_validation_correlation": best[0], "n_units": len(unit_pixels),
-              "masked_pixels": int(recording.n_pixels - len(unit_pixels)),
+              "masked_pixels": int(recording.n_pixels - len(unit_pixels)), "trials": recording.n_trials,
+              "images": {name: len(indices) for name, indices in split.items()},
+              "test_repeats": int(test_responses.shape[1]),
               "test": metrics.summarise(per_unit), "per_unit": per_unit, "split": split}
     return fitted, report

@@ -3,11 +3,8 @@ fitted model onto domains, verify the map by new imaging."""
 
 from __future__ import annotations
 
-import dataclasses
-
-import numpy as np
-
 from tunelab.cortex import mapping, verify
+from tunelab.cortex.domain_map import DomainMap
 from tunelab.cortex.features import image_statistics
 from tunelab.cortex.images import ImageBank, offline_bank
 from tunelab.cortex.recording import Recording
@@ -22,22 +19,6 @@ def simulate_recording(config: SheetConfig | None = None, n_images: int = 2000, 
     bank = offline_bank(n_images, sheet.config.image_size, seed=seed + 1)
     responses = sheet.record(bank.images, repeats, seed=seed + 2)
     return sheet, Recording(responses, bank, (sheet.config.height, sheet.config.width), sheet.domain_map)
-
-
-@dataclasses.dataclass
-class DomainMap:
-    domain_map: np.ndarray  # [H, W], -1 = masked pixel
-    labels: dict[int, str]  # feature family per domain
-    label_scores: dict[int, dict[str, float]]
-    top_indices: np.ndarray  # [n_units, k] bank indices of each unit's preferred images
-    top_values: np.ndarray
-    domain_preferred: dict[int, np.ndarray]  # bank indices of each domain's preferred images
-    images_per_second: float
-    clustering: dict
-
-    def summary(self) -> dict:
-        return {"n_domains": int(len(self.labels)), "labels": {str(k): v for k, v in self.labels.items()},
-                "images_per_second": self.images_per_second, "clustering": self.clustering}
 
 
 # profile -> the count rule chosen for it on a held-out simulation seed (see docs/cortex.md)
@@ -63,7 +44,7 @@ def map_domains(fitted, bank: ImageBank, k: int = 25, n_domains: int | None = No
     all_predictions = predictions if profile_images >= len(bank) else fitted.predict(bank.images)
     preferred = mapping.domain_preferred_images(all_predictions, unit_labels, k)
     labels, scores = mapping.label_domains(preferred, bank.images, image_statistics(bank.images))
-    return DomainMap(domain_map, labels, scores, top_indices, top_values, preferred, speed, info)
+    return DomainMap(domain_map, labels, scores, top_indices, top_values, preferred, speed, info, fitted.unit_pixels)
 
 
 def verify_in_silico(sheet: CorticalSheet, result: DomainMap, bank: ImageBank, repeats: int = 4, seed: int = 12345

@@ -9,6 +9,23 @@ import numpy as np
 from tunelab.errors import UserError
 
 
+def load_session(path, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A recorded verification session (.npz/.h5): responses [image, repeat, pixel] to the map's
+    verification_images.npz, and set_of_image [image]."""
+    from tunelab.cortex.recording import read_arrays
+
+    arrays = read_arrays(path)
+    if "responses" not in arrays or "set_of_image" not in arrays:
+        raise UserError(f"{path} needs 'responses' [image, repeat, pixel] and 'set_of_image' [image]")
+    responses, set_of_image = np.asarray(arrays["responses"]), np.asarray(arrays["set_of_image"])
+    if responses.dtype.kind not in "fiu" or set_of_image.dtype.kind not in "iu":
+        raise UserError(f"{path}: responses must be numbers and set_of_image integers, got {responses.dtype} and "
+                        f"{set_of_image.dtype}")
+    if responses.ndim != 3 or responses.shape[2] != n_pixels:
+        raise UserError(f"session responses {list(responses.shape)} do not match the map's {n_pixels} pixels")
+    return responses.astype(np.float32), set_of_image.astype(int)
+
+
 def set_responses(session: np.ndarray, set_of_image: np.ndarray) -> np.ndarray:
     """Mean response of every pixel to every image set: session [image, repeat, pixel] -> [n_sets, pixel]."""
     if len(set_of_image) != session.shape[0]:
