@@ -39,7 +39,7 @@ def test_dpo_loss_on_model_equals_trl_dpotrainer(tmp_path):
     recs = make_records(4, rejected=1, conversational=True)
     trl = DPOTrainer(model=policy, ref_model=ref, processing_class=tok, train_dataset=Dataset.from_list(recs),
                      args=DPOConfig(output_dir=str(tmp_path / "trl"), report_to="none", use_cpu=True, beta=0.1,
-                                    max_length=None))
+                                    max_length=None, bf16=False))  # TRL's default is bf16 autocast; ours fp32
     trl_batch = trl.data_collator([trl.train_dataset[i] for i in range(4)])
     with torch.no_grad():
         trl_loss = float(trl.compute_loss(trl.model, trl_batch))

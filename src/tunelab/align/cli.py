@@ -74,10 +74,15 @@ def train(
     checkpoint_dir: Path = typer.Option(None, help="checkpoints (default: OUT-checkpoints)"),
     resume: str = typer.Option(None, help="checkpoint folder to resume from, or 'last'"),
     seed: int = typer.Option(0),
+    eval_data: Path = typer.Option(None, help="held-out preference data: eval_rewards/* metrics at the end"),
+    eval_steps: int = typer.Option(0, help="also evaluate every N steps (0: only at the end)"),
+    report_to: str = typer.Option("none", help="loggers as in transformers (tensorboard, wandb, ...; comma-separated)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     guards: dict = None,
 ) -> None:
-    """Train a causal LM with DPO or EPA on preference data (guards against likelihood displacement: docs/align.md)."""
+    """Train a causal LM with DPO or EPA on preference data (guards against likelihood displacement: docs/align.md).
+
+    Under `accelerate launch` every process trains; only the main one prints and writes --out."""
     from tunelab.align.config import check_preference_options
     from tunelab.data import read_records
 
@@ -91,14 +96,23 @@ def train(
     validate.positive("--lr", lr)
     validate.steps_or_epochs("--steps", steps, "--epochs", epochs)
     validate.at_least("--save-steps", save_steps, 0)
+    report = report_targets(report_to)
     checkpoints = checkpoint_dir or out.with_name(out.name + "-checkpoints")
     validate.out_dir(out)
     validate.out_dir(checkpoints, "--checkpoint-dir")
     validate.in_file(data, "--data")
+    validate.at_least("--eval-steps", eval_steps, 0)
+    if eval_steps and eval_data is None:
+        raise UserError("--eval-steps needs --eval-data (the held-out preference data)")
     records = read_records(data)
     from tunelab.align.data import normalize_records
 
     normalize_records(records, ns=ns)  # fail fast, before loading a model
+    eval_records = None
+    if eval_data is not None:
+        validate.in_file(eval_data, "--eval-data")
+        eval_records = read_records(eval_data)
+        normalize_records(eval_records, ns=ns)
     from tunelab.resume import checkpoint_problem, last_checkpoint, run_train_loss
 
     if resume == "last":
@@ -112,44 +126,67 @@ def train(
         raise UserError(f"cannot resume from {resume}: {problem}; pass an earlier checkpoint or --resume last")
 
     from tunelab.align.config import AlignConfig
-    from tunelab.align.trainer import PreferenceTrainer
+    from tunelab.align.trainer import PreferenceTrainer, name_base_model
     from tunelab.io import atomic_write_json, staged_dir
     from tunelab.models import load_causal_lm
     from tunelab.progress import track
 
     model_obj, tok = load_causal_lm(model, seed=seed)
+    name_base_model(model_obj, model)
     args = AlignConfig(output_dir=str(checkpoints), method=method, beta=beta, num_strong=ns, num_weak=nw, w=w,
                        weak_weight=weak_weight, weak_source=weak_source, max_length=max_length, **guards,
                        precompute_ref_log_probs=precompute_ref, max_steps=steps, num_train_epochs=epochs,
                        per_device_train_batch_size=batch_size, learning_rate=lr, seed=seed,
                        save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
-                       logging_steps=1, disable_tqdm=True)
+                       eval_strategy="steps" if eval_steps and eval_records else "no", eval_steps=eval_steps or None,
+                       per_device_eval_batch_size=batch_size, logging_steps=1, disable_tqdm=True,
+                       report_to=report)
     peft_config = None
     if lora_r:
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
                                  target_modules="all-linear")
-    trainer = PreferenceTrainer(model_obj, args, records, tok, peft_config=peft_config,
+    trainer = PreferenceTrainer(model_obj, args, records, tok, peft_config=peft_config, eval_dataset=eval_records,
                                 reference_progress=lambda it: track(it, "reference log-probs"))
     from tunelab.align.progress_callback import use_rich_progress
 
     use_rich_progress(trainer, f"{method} training")
     result = trainer.train(resume_from_checkpoint=resume)
+    evaluation = trainer.evaluate() if eval_records is not None else {}
+    if not trainer.is_world_process_zero():
+        return  # the main process holds the same model and writes it
     logs = trainer.state.log_history
     steps_logged = [h for h in logs if "loss" in h]
     train_loss = run_train_loss(logs, result.training_loss)  # over every step, also those before a resume
     summary = {"method": method, "model": model, "steps": trainer.state.global_step, "train_loss": train_loss,
-               "guards": guards, "final": steps_logged[-1] if steps_logged else {}, "out": str(out)}
+               "guards": guards, "final": steps_logged[-1] if steps_logged else {}, "eval": evaluation,
+               "out": str(out)}
     with staged_dir(out) as tmp:
         trainer.model.save_pretrained(tmp / "model")
         tok.save_pretrained(tmp / "model")
         atomic_write_json(tmp / "metrics.json", summary)
         atomic_write_json(tmp / "log_history.json", logs)
     final = summary["final"]
-    _emit(summary, as_json, [f"{method}: {summary['steps']} steps, loss {train_loss:.4f}, "
-                             f"reward accuracy {final.get('rewards/accuracies', float('nan')):.2f}, "
-                             f"margin {final.get('rewards/margins', float('nan')):.4f} -> {out}"])
+    lines = [f"{method}: {summary['steps']} steps, loss {train_loss:.4f}, "
+             f"reward accuracy {final.get('rewards/accuracies', float('nan')):.2f}, "
+             f"margin {final.get('rewards/margins', float('nan')):.4f} -> {out}"]
+    if evaluation:
+        lines.append(f"eval: loss {evaluation['eval_loss']:.4f}, reward accuracy "
+                     f"{evaluation['eval_rewards/accuracies']:.2f}, margin {evaluation['eval_rewards/margins']:.4f}")
+    _emit(summary, as_json, lines)
+
+
+def report_targets(text: str) -> str | list[str]:
+    """--report-to as TrainingArguments takes it: 'none', 'all', or a list of integrations."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in INTEGRATION_TO_CALLBACK and n not in ("none", "all")]
+    if not names or unknown:
+        raise UserError(f"--report-to: unknown logger(s) {', '.join(unknown) or text!r}; use 'none', 'all' or "
+                        f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))}")
+    return names[0] if len(names) == 1 and names[0] in ("none", "all") else names
 
 
 @app.command()

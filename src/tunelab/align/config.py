@@ -12,6 +12,8 @@ from tunelab.errors import UserError
 METHODS = ("dpo", "epa")
 WEAK_SOURCES = ("chosen", "rejected", "both")
 DEFAULT_WEAK = {"dpo": 0, "epa": 2}
+# TRL DPOConfig.loss_type values with the same meaning here: TRL's "sigmoid" is DPO
+LOSS_TYPES = {"sigmoid": "dpo", "epa": "epa"}
 
 
 @dataclasses.dataclass
@@ -20,9 +22,14 @@ class AlignConfig(DisplacementGuards, TrainingArguments):
     ns = 1 strong negative (offline data rarely has more); nw = 2 weak negatives drawn from the other
     prompts' chosen and rejected responses (the theory experiment shows weak negatives are what makes the
     solution unique; more of them cost one extra sequence each per prompt). The displacement guards'
-    options (nll_weight, dpop_lambda, weak_max_similarity) come from DisplacementGuards, all off by default."""
+    options (nll_weight, dpop_lambda, weak_max_similarity) come from DisplacementGuards, all off by default.
 
-    method: str = dataclasses.field(default="epa", metadata={"help": "dpo or epa"})
+    TRL's DPOConfig names mean the same here: beta, max_length (None: no cut), precompute_ref_log_probs and
+    loss_type ("sigmoid" is DPO, also as TRL's one-element list; it sets `method` when that is not given)."""
+
+    method: str | None = dataclasses.field(default=None, metadata={"help": "dpo or epa (default: epa)"})
+    loss_type: str | list[str] | None = dataclasses.field(
+        default=None, metadata={"help": "TRL's name for the loss: sigmoid (= dpo) or epa"})
     beta: float = dataclasses.field(default=0.1, metadata={"help": "KL strength in r = beta*log(pi/pi_ref)"})
     num_strong: int = dataclasses.field(default=1, metadata={"help": "strong negatives per prompt (ns)"})
     num_weak: int | None = dataclasses.field(
@@ -31,7 +38,8 @@ class AlignConfig(DisplacementGuards, TrainingArguments):
     w: float = dataclasses.field(default=1.0, metadata={"help": "EPA stabiliser inside the log"})
     weak_weight: float = dataclasses.field(default=1.0, metadata={"help": "weight of each weak term"})
     weak_source: str = dataclasses.field(default="both", metadata={"help": "pool of weak negatives"})
-    max_length: int = dataclasses.field(default=512, metadata={"help": "prompt+response tokens (responses cut)"})
+    max_length: int | None = dataclasses.field(
+        default=512, metadata={"help": "prompt+response tokens (responses cut; None: no cut)"})
     precompute_ref_log_probs: bool = dataclasses.field(
         default=True, metadata={"help": "reference log-probs once before training (else every step)"}
     )
@@ -40,10 +48,24 @@ class AlignConfig(DisplacementGuards, TrainingArguments):
     report_to: str | list[str] | None = "none"
 
     def __post_init__(self):
+        self.method = resolve_method(self.method, self.loss_type)
         super().__post_init__()
         if self.num_weak is None:
             self.num_weak = DEFAULT_WEAK[self.method] if self.method in DEFAULT_WEAK else 0
         check_preference_options(self)
+
+
+def resolve_method(method: str | None, loss_type: str | list[str] | None) -> str:
+    """The method from `method` and TRL's `loss_type` (either may be None; both given must agree)."""
+    if loss_type is None:
+        return method or "epa"
+    names = [loss_type] if isinstance(loss_type, str) else list(loss_type)
+    if len(names) != 1 or names[0] not in LOSS_TYPES:
+        raise UserError(f"loss_type {loss_type!r} is not supported: use 'sigmoid' (DPO) or 'epa'")
+    implied = LOSS_TYPES[names[0]]
+    if method is not None and method != implied:
+        raise UserError(f"loss_type {names[0]!r} means method '{implied}', but method is '{method}'")
+    return implied
 
 
 def check_preference_options(cfg) -> None:
@@ -63,5 +85,5 @@ def check_preference_options(cfg) -> None:
     if cfg.weak_source not in WEAK_SOURCES:
         raise UserError(f"unknown weak source '{cfg.weak_source}' (chosen, rejected or both)")
     check_guards(cfg)
-    if cfg.max_length < 2:
+    if cfg.max_length is not None and cfg.max_length < 2:
         raise UserError("max_length must be >= 2")

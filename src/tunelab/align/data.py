@@ -1,8 +1,10 @@
 """Preference records -> token ids: validation, chat templates, response masks, weak-negative pairing, padding.
 
-A record has `prompt` (a string or a list of chat messages), `chosen` (a string) and `rejected` (a string
-or a list of strings). Every prompt becomes one group of 1 + ns + nw sequences that share the prompt:
-[chosen, strong negatives (the first ns rejected), weak negatives (responses of other prompts)].
+A record has `prompt` (a string or a list of chat messages), `chosen` (a string, or the assistant's messages,
+several turns allowed) and `rejected` (one such response or a list of them). Without `prompt`, the prompt is the
+longest common start of chosen and rejected (TRL's implicit-prompt format). Every prompt becomes one group of
+1 + ns + nw sequences that share the prompt: [chosen, strong negatives (the first ns rejected), weak negatives
+(responses of other prompts)].
 """
 
 from __future__ import annotations
@@ -16,42 +18,88 @@ import torch
 from tunelab.align.preference.guards import too_similar
 from tunelab.errors import UserError
 
-REQUIRED_COLUMNS = ("prompt", "chosen", "rejected")
+REQUIRED_COLUMNS = ("chosen", "rejected")  # and `prompt`, unless it is implicit in both (TRL's implicit-prompt format)
+
+Messages = list  # a conversation: [{"role": ..., "content": ...}, ...]
 
 
 @dataclasses.dataclass
 class PreferenceExample:
-    prompt: str | list[dict]
-    chosen: str
-    rejected: list[str]
+    prompt: str | Messages
+    chosen: str | Messages  # a string, or the assistant's turn(s) as messages (multi-turn completions too)
+    rejected: list[str | Messages]
+
+
+def is_messages(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) for m in value)
+
+
+def response_text(response: str | Messages) -> str:
+    """A response as plain text (for similarity checks): the contents of its messages, one per line."""
+    return response if isinstance(response, str) else "\n".join(str(m.get("content", "")) for m in response)
+
+
+def _response(value: Any, what: str, index: int) -> str | Messages:
+    if is_messages(value):
+        if not all(isinstance(m.get("content"), str) and "role" in m for m in value):
+            raise UserError(f"record {index}: every '{what}' message needs a 'role' and a string 'content'")
+        if not any(m["content"].strip() for m in value):
+            raise UserError(f"record {index}: '{what}' messages are all empty")
+        return list(value)
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"record {index}: '{what}' must be a non-empty string or a list of chat messages")
+    return value
 
 
 def _text(value: Any, what: str, index: int) -> str:
-    if isinstance(value, list) and value and isinstance(value[-1], dict):  # conversational: take the last message
-        value = value[-1].get("content")
     if not isinstance(value, str) or not value.strip():
         raise UserError(f"record {index}: '{what}' must be a non-empty string")
     return value
+
+
+def _rejected_list(value: Any) -> list:
+    """`rejected` as a list of responses: one string, one conversation, or a list of either."""
+    if isinstance(value, str) or is_messages(value):
+        return [value]
+    return value if isinstance(value, list) else [value]
+
+
+def split_implicit_prompt(chosen: Any, rejected: Sequence[Any]) -> tuple[Any, Any, list]:
+    """(prompt, chosen, rejected) for records whose prompt is inside every response, as TRL's `extract_prompt`:
+    the longest common prefix of messages (conversations) or characters (strings, a space before the split going
+    with the responses)."""
+    sequences = [chosen, *rejected]
+    n = min(len(x) for x in sequences)
+    idx = next((i for i in range(n) if any(x[i] != chosen[i] for x in sequences)), n)
+    if isinstance(chosen, str) and idx > 0 and chosen[idx - 1] == " ":
+        idx -= 1
+    return chosen[:idx], chosen[idx:], [r[idx:] for r in rejected]
 
 
 def normalize_record(record: dict, index: int = 0, ns: int = 1) -> PreferenceExample:
     """Check one record and bring it to (prompt, chosen, [rejected...]); UserError names the record."""
     missing = [c for c in REQUIRED_COLUMNS if c not in record]
     if missing:
-        raise UserError(f"record {index}: missing column(s) {', '.join(missing)} (need prompt, chosen, rejected)")
-    prompt = record["prompt"]
+        raise UserError(f"record {index}: missing column(s) {', '.join(missing)} (need chosen and rejected, and "
+                        "prompt unless it is the conversation both start with)")
+    chosen, rejected_raw = record["chosen"], _rejected_list(record["rejected"])
+    prompt = record.get("prompt")
+    # a string prompt next to conversations is a label, not the model's input (TRL reads it the same way)
+    if prompt is None or (is_messages(chosen) and not is_messages(prompt)):
+        kinds = {is_messages(x) for x in (chosen, *rejected_raw)}
+        if kinds != {is_messages(chosen)} or not all(isinstance(x, (str, list)) for x in (chosen, *rejected_raw)):
+            raise UserError(f"record {index}: without a 'prompt', chosen and rejected must all be strings or all "
+                            "conversations")
+        prompt, chosen, rejected_raw = split_implicit_prompt(chosen, rejected_raw)
+        if not prompt:
+            raise UserError(f"record {index}: no 'prompt' column and chosen and rejected share no prompt")
     if isinstance(prompt, list):
         if not prompt or not all(isinstance(m, dict) and m.get("content") for m in prompt):
             raise UserError(f"record {index}: 'prompt' messages must be non-empty dicts with 'content'")
     else:
         prompt = _text(prompt, "prompt", index)
-    chosen = _text(record["chosen"], "chosen", index)
-    rejected_raw = record["rejected"]
-    if isinstance(rejected_raw, str) or (isinstance(rejected_raw, list) and rejected_raw and isinstance(rejected_raw[0], dict)):
-        rejected_raw = [rejected_raw]
-    if not isinstance(rejected_raw, list):
-        raise UserError(f"record {index}: 'rejected' must be a string or a list of strings")
-    rejected = [_text(r, "rejected", index) for r in rejected_raw]
+    chosen = _response(chosen, "chosen", index)
+    rejected = [_response(r, "rejected", index) for r in rejected_raw]
     if len(rejected) < ns:
         raise UserError(f"record {index}: {len(rejected)} rejected response(s), fewer than ns={ns} strong negatives")
     return PreferenceExample(prompt=prompt, chosen=chosen, rejected=rejected)
@@ -76,23 +124,28 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def tokenize_prompt_response(tokenizer, prompt: str | list[dict], response: str) -> tuple[list[int], list[int]]:
+def response_messages(response: str | Messages) -> list[dict]:
+    return [{"role": "assistant", "content": response}] if isinstance(response, str) else list(response)
+
+
+def tokenize_prompt_response(tokenizer, prompt: str | Messages, response: str | Messages
+                             ) -> tuple[list[int], list[int]]:
     """(prompt_ids, response_ids) with the tokenizer's chat template, split where the two renderings diverge.
 
+    A response given as messages (several turns too) is scored whole: every token after the prompt.
     Without a chat template: raw prompt text, then the response followed by EOS.
     """
     if getattr(tokenizer, "chat_template", None):
         messages = prompt_messages(prompt)
         prompt_text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        full_text = tokenizer.apply_chat_template(
-            messages + [{"role": "assistant", "content": response}], tokenize=False
-        )
+        full_text = tokenizer.apply_chat_template(messages + response_messages(response), tokenize=False)
         prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
         full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
     else:
         text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
         prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        full_ids = prompt_ids + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        full_ids = (prompt_ids + tokenizer(response_text(response), add_special_tokens=False)["input_ids"]
+                    + [tokenizer.eos_token_id])
     split = common_prefix_length(prompt_ids, full_ids)
     return list(full_ids[:split]), list(full_ids[split:])
 
@@ -100,7 +153,7 @@ def tokenize_prompt_response(tokenizer, prompt: str | list[dict], response: str)
 def choose_weak_negatives(
     examples: Sequence[PreferenceExample], nw: int, source: str = "both", seed: int = 0,
     max_similarity: float | None = None,
-) -> list[list[str]]:
+) -> list[list[str | Messages]]:
     """For each prompt, nw responses drawn (without replacement) from the other prompts' responses.
 
     source: "chosen", "rejected" or "both" (the pool those responses come from). Fixed by `seed`, so the
@@ -113,7 +166,7 @@ def choose_weak_negatives(
         raise UserError(f"unknown weak-negative source '{source}' (chosen, rejected or both)")
     if len(examples) < 2:
         raise UserError("weak negatives need at least 2 prompts in the data set")
-    pool: list[tuple[str | list[dict], str]] = []
+    pool: list[tuple[str | Messages, str | Messages]] = []
     for ex in examples:
         if source in ("chosen", "both"):
             pool.append((ex.prompt, ex.chosen))
@@ -132,7 +185,7 @@ def choose_weak_negatives(
         # a random order, taken until nw pass the filter: uniform over the admitted ones, similarity computed lazily
         kept = []
         for text in rng.sample(others, len(others)):
-            if not too_similar(text, ex.chosen, max_similarity):
+            if not too_similar(response_text(text), response_text(ex.chosen), max_similarity):
                 kept.append(text)
                 if len(kept) == nw:
                     break
@@ -144,12 +197,13 @@ def choose_weak_negatives(
 
 
 def tokenize_group(
-    tokenizer, example: PreferenceExample, ns: int, weak: Sequence[str], max_length: int, index: int = 0
+    tokenizer, example: PreferenceExample, ns: int, weak: Sequence[str | Messages], max_length: int | None,
+    index: int = 0
 ) -> dict:
     """One prompt's group: {"prompt_ids", "responses_ids": [chosen, strong..., weak...], "num_strong", "num_weak"}.
 
-    Responses are cut so prompt + response fits `max_length` (keep the start); a prompt that leaves no
-    room for a single response token is a UserError.
+    Responses are cut so prompt + response fits `max_length` (keep the start; None: no cut); a prompt that leaves
+    no room for a single response token is a UserError.
     """
     responses = [example.chosen, *example.rejected[:ns], *weak]
     splits = [tokenize_prompt_response(tokenizer, example.prompt, r) for r in responses]
@@ -157,7 +211,9 @@ def tokenize_group(
     # different points: all share the common prompt prefix and the rest of each prompt joins its response.
     first_prompt = splits[0][0]
     n = min(common_prefix_length(first_prompt, p_ids) for p_ids, _ in splits)
-    if n >= max_length:
+    if max_length is None:
+        max_length = max(len(p_ids) + len(r_ids) for p_ids, r_ids in splits)
+    elif n >= max_length:
         raise UserError(f"record {index}: prompt is {n} tokens, not shorter than max_length={max_length}")
     prompt_ids = first_prompt[:n]
     responses_ids = [(p_ids[n:] + r_ids)[: max_length - n] for p_ids, r_ids in splits]

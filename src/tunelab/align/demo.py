@@ -34,12 +34,16 @@ def theory_section(out_dir: Path) -> Section:
     return section
 
 
-def study_section(out_dir: Path) -> Section:
+def study_section(out_dir: Path, full: bool = False) -> Section:
     from tunelab.align.study import StudyConfig, run_study, study_figure
     from tunelab.progress import track
 
-    cfg = StudyConfig(prompts=4, seeds=(0,), steps=4, train_responses=3, heldout_responses=3, rankings_per_prompt=2,
-                      eval_samples=1, max_new_tokens=12)
+    if full:
+        cfg = StudyConfig(prompts=8, seeds=(0, 1), steps=8, train_responses=3, heldout_responses=3,
+                          rankings_per_prompt=2, eval_samples=1, max_new_tokens=16)
+    else:
+        cfg = StudyConfig(prompts=4, seeds=(0,), steps=4, train_responses=3, heldout_responses=3, rankings_per_prompt=2,
+                          eval_samples=1, max_new_tokens=12)
     outcome = run_study(cfg, progress=lambda jobs: track(jobs, "align study"))
     rows = [[r["method"], r["seed"], r["pearson"], r["slope"], r["kl"], r["reward"], r["win_rate"]]
             for r in outcome["runs"]]
@@ -47,7 +51,7 @@ def study_section(out_dir: Path) -> Section:
         title="EPA vs DPO: controlled-reward study (small)",
         prose=("SmolLM2-135M-Instruct with LoRA; responses sampled from the reference; true reward = MiniLM "
                "joy-minus-gloom similarity; preferences drawn by Plackett-Luce/Bradley-Terry from it. Demo size: "
-               f"one seed, {cfg.prompts} prompts, {cfg.steps} steps of {cfg.batch_size} prompts, "
+               f"{len(cfg.seeds)} seed(s), {cfg.prompts} prompts, {cfg.steps} steps of {cfg.batch_size} prompts, "
                f"{cfg.heldout_responses} held-out responses per prompt, {cfg.max_new_tokens}-token responses; far "
                "too small to rank the methods. benchmarks/align/bench_study.py runs the 3-seed version."),
         key_numbers={f"r(implicit,true) {m}": s["pearson"]["mean"] for m, s in outcome["summary"].items()},
@@ -58,6 +62,7 @@ def study_section(out_dir: Path) -> Section:
     return section
 
 
-def run(out_dir: Path) -> list[Section]:
+def run(out_dir: Path, full: bool = False) -> list[Section]:
+    """`full`: the controlled-reward study with 8 prompts, 8 steps and 2 seeds (4, 4 and 1 by default)."""
     out_dir = Path(out_dir)
-    return [theory_section(out_dir), study_section(out_dir)]
+    return [theory_section(out_dir), study_section(out_dir, full)]

@@ -27,6 +27,7 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
+from tunelab.align.logprobs import model_token_logps, selective_logps
 from tunelab.errors import UserError
 
 IGNORE_INDEX = -100  # label of prompt and padding positions, as in transformers
@@ -46,35 +47,45 @@ def poft_weight(policy_scores: torch.Tensor, reference_scores: torch.Tensor, bet
 
 
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(label_t | tokens before t) per position, and the mask of scored positions.
+    """log p(label_t | tokens before t) per position (0 where not scored), and the mask of scored positions.
 
     `logits` (B, T, V) come from the model on the full sequence and `labels` (B, T) are the input ids with prompt and
     padding set to IGNORE_INDEX; position t's logits predict token t + 1, hence the shift.
     """
-    logits = logits[:, :-1, :]
-    if logits.dtype not in (torch.float32, torch.float64):
-        logits = logits.float()  # half-precision logsumexp over a large vocabulary loses the small differences
     targets = labels[:, 1:]
     mask = targets != IGNORE_INDEX
-    # cross_entropy = logsumexp - gathered logit, without materialising a (B, T, V) log-softmax.
-    nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1).clamp_min(0),
-                          reduction="none").view(targets.shape)
-    return -nll * mask, mask
+    picked = selective_logps(logits[:, :-1][mask], targets[mask])
+    return picked.new_zeros(mask.shape).masked_scatter(mask, picked), mask
 
 
-def mean_response_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sequence mean log-probability over the response (non-ignored) tokens: the PoFT score s."""
-    logprobs, mask = token_logprobs(logits, labels)
+def model_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`token_logprobs` straight from the model, without its [B, T, V] logits (the shared log-prob kernel)."""
+    mask = labels[:, 1:] != IGNORE_INDEX
+    return model_token_logps(model, input_ids, attention_mask, mask), mask
+
+
+def masked_mean(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-sequence mean log-probability over the scored tokens: the PoFT score s."""
     counts = mask.sum(-1)
     if bool((counts == 0).any()):
         raise UserError("a sequence has no response tokens to score (empty response, or the prompt fills max_length)")
     return logprobs.sum(-1) / counts
 
 
+def token_mean_nll(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Standard SFT loss: mean negative log-likelihood over all scored tokens of the batch."""
+    return -logprobs.sum() / mask.sum().clamp_min(1)
+
+
+def mean_response_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sequence mean log-probability over the response (non-ignored) tokens: the PoFT score s."""
+    return masked_mean(*token_logprobs(logits, labels))
+
+
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Standard SFT loss: mean negative log-likelihood over all response tokens of the batch."""
-    logprobs, mask = token_logprobs(logits, labels)
-    return -logprobs.sum() / mask.sum().clamp_min(1)
+    return token_mean_nll(*token_logprobs(logits, labels))
 
 
 def reference_score(per_model_scores: Sequence[Sequence[float]]) -> list[float]:

@@ -1,5 +1,5 @@
 """`tunelab demo` section for PoFT: how aligned models score clean vs corrupted SFT responses, and a small
-SFT-vs-PoFT run on 40 %-corrupted data (one seed; the three-seed study is benchmarks/align/poft)."""
+SFT-vs-PoFT run on 40 %-corrupted data (one seed, two with `--full`; the three-seed study is benchmarks/align/poft)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from tunelab.report import Section, Table
 
 # Small enough for `tunelab demo` on two CPU cores; the three-seed study is benchmarks/align/poft.
 DEMO_SETTINGS = {"n_train": 16, "n_test": 16, "noise": (0.4,), "seeds": (0,), "epochs": 2, "cost_steps": 2}
+FULL_SETTINGS = {"n_train": 48, "n_test": 40, "noise": (0.4,), "seeds": (0, 1), "epochs": 2, "cost_steps": 6}
 
 
 def _score_figure(clean: dict[str, list[float]], corrupted: dict[str, list[float]]):
@@ -29,7 +30,7 @@ def _score_figure(clean: dict[str, list[float]], corrupted: dict[str, list[float
     return fig
 
 
-def run(out_dir: Path) -> list[Section]:
+def run(out_dir: Path, full: bool = False) -> list[Section]:
     import torch
 
     from tunelab.align.poft_scoring import score_dataset
@@ -39,7 +40,7 @@ def run(out_dir: Path) -> list[Section]:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out_dir = Path(out_dir)
     cache = out_dir / "score-cache"
-    settings = StudySettings(**DEMO_SETTINGS)
+    settings = StudySettings(**(FULL_SETTINGS if full else DEMO_SETTINGS))
 
     problems = make_problems(settings.n_train + settings.n_test, settings.data_seed,
                              task=settings.task)[:settings.n_train]  # the problems the study below trains on
@@ -73,7 +74,7 @@ def run(out_dir: Path) -> list[Section]:
                             [[m, auc(clean[m], bad[m]), scores.examples_per_second[m]] for m in settings.aligned],
                             caption="How well each aligned model's score separates clean from corrupted responses."))
     section.add_table(Table(["corrupted", *[m.upper() for m in settings.methods]], table_rows(results),
-                            caption="Held-out accuracy (one seed)."))
+                            caption=f"Held-out accuracy (mean over seed(s) {', '.join(map(str, settings.seeds))})."))
     key = {f"AUC {m}": auc(clean[m], bad[m]) for m in settings.aligned}
     key["untrained accuracy"] = results["untrained_accuracy"]
     for method in settings.methods:

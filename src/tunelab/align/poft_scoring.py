@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from tunelab.align.poft import data_hash, example_key, mean_response_logprob, reference_score
+from tunelab.align.poft import data_hash, example_key, masked_mean, model_token_logprobs, reference_score
 from tunelab.align.poft_chat import encode_example, pad_batch
 from tunelab.errors import UserError
 from tunelab.io import atomic_write_json
@@ -154,8 +154,9 @@ def score_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: 
         indices = order[start:start + batch_size]
         batch = pad_batch([{"input_ids": encoded[i][0], "labels": encoded[i][1]} for i in indices], pad_id)
         device = next(model.parameters()).device
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
-        batch_scores = mean_response_logprob(logits, batch["labels"].to(device)).tolist()
+        logprobs, mask = model_token_logprobs(model, *(batch[k].to(device) for k in ("input_ids", "attention_mask",
+                                                                                   "labels")))
+        batch_scores = masked_mean(logprobs, mask).tolist()
         for i, s in zip(indices, batch_scores):
             scores[i] = s
         if on_batch is not None:

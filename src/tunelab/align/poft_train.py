@@ -64,10 +64,12 @@ def make_trainer(model, tokenizer, pairs: Sequence[tuple[str, str]], scores: Ali
 def train(records: list[dict], target: str, config: PoFTConfig, scores: AlignedScores | None = None,
           lora: LoraSettings | None = LoraSettings(), resume: bool = False, save_to: Path | None = None) -> dict:
     """Train and (if save_to) save the model/adapter there atomically; returns the run's summary."""
+    from tunelab.align.trainer import name_base_model
     from tunelab.io import atomic_write_json, staged_dir
 
     pairs = validate_examples(records)
     model, tokenizer = load_target(target, seed=config.seed)
+    name_base_model(model, target)
     model = attach_lora(model, lora)
     trainer = make_trainer(model, tokenizer, pairs, scores, config)
     checkpoint = last_checkpoint(config.output_dir) if resume else None

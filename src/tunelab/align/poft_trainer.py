@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from transformers import Trainer
 
-from tunelab.align.poft import mean_response_logprob, poft_loss, poft_weight, sft_loss
+from tunelab.align.poft import masked_mean, model_token_logprobs, poft_loss, poft_weight, token_mean_nll
 from tunelab.align.poft_chat import encode_example, pad_batch
 from tunelab.align.poft_config import PoFTConfig
 from tunelab.checkpointing import AtomicCheckpoints
@@ -54,15 +54,16 @@ class PoFTTrainer(AtomicCheckpoints, Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs["labels"]
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+        logprobs, mask = model_token_logprobs(model, inputs["input_ids"], inputs["attention_mask"], labels)
+        outputs = {"token_logprobs": logprobs}  # the fused head builds no logits
         if self.args.loss_type == "sft":
-            loss = sft_loss(outputs.logits, labels)
+            loss = token_mean_nll(logprobs, mask)
         else:
             if "reference_score" not in inputs:
                 from tunelab.errors import UserError
 
                 raise UserError("PoFT training needs a reference_score per example: score the data first")
-            s_theta = mean_response_logprob(outputs.logits, labels)
+            s_theta = masked_mean(logprobs, mask)
             s_ref = inputs["reference_score"]
             loss = poft_loss(s_theta, s_ref, self.args.beta, self.args.gamma).mean()
             with torch.no_grad():  # how strongly PoFT is weighting this batch, for the training log

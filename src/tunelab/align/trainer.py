@@ -77,32 +77,76 @@ def response_lengths(completion_mask: torch.Tensor, group: int) -> torch.Tensor:
     return completion_mask[:, 1:].sum(-1).view(-1, group)
 
 
-class PreferenceTrainer(AtomicCheckpoints, Trainer):
-    """Trainer for `method` in {dpo, epa}. `train_dataset`: records with prompt / chosen / rejected."""
+def name_base_model(model, name: str) -> None:
+    """Make saved adapters (adapter_config.json's base_model_name_or_path) and configs name the model as the user
+    gave it, so it loads again: a hub id or embedded name as is, a folder as its absolute path, never the cache
+    folder it was read from. Call it before PEFT wraps the model."""
+    from pathlib import Path
 
-    def __init__(self, model, args: AlignConfig, train_dataset: Sequence[dict], processing_class,
-                 ref_model=None, peft_config=None, callbacks=None, reference_progress=None):
+    if getattr(model, "config", None) is None:
+        return  # not a transformers model: nothing records its origin
+    loadable = str(Path(name).resolve()) if Path(name).is_dir() else name
+    model.config._name_or_path = loadable
+    model.name_or_path = loadable  # what PEFT copies into its config
+
+
+class PreferenceTrainer(AtomicCheckpoints, Trainer):
+    """Trainer for `method` in {dpo, epa}, called like TRL's DPOTrainer (keywords): `model` (or its name),
+    `args`, `train_dataset` / `eval_dataset` (records or a datasets.Dataset with prompt / chosen / rejected, or
+    TRL's implicit-prompt conversations), `processing_class`, `ref_model`, `peft_config`, `callbacks`.
+    Evaluation logs TRL's metric names with the eval_ prefix (eval_rewards/chosen, eval_rewards/margins, ...)."""
+
+    def __init__(self, model, args: AlignConfig | None = None, train_dataset: Sequence[dict] | None = None,
+                 processing_class=None, ref_model=None, peft_config=None, callbacks=None, reference_progress=None,
+                 eval_dataset: Sequence[dict] | None = None):
+        if isinstance(model, str):
+            from tunelab.models import load_causal_lm
+
+            model, tokenizer = load_causal_lm(model)
+            processing_class = processing_class or tokenizer
+        if processing_class is None:
+            raise UserError("PreferenceTrainer needs processing_class (the tokenizer)")
+        if train_dataset is None:
+            raise UserError("PreferenceTrainer needs a train_dataset")
+        args = args or AlignConfig(output_dir="tunelab-align")
         if peft_config is not None:
             from peft import get_peft_model
 
             model = get_peft_model(model, peft_config)
         self.ref_model = ref_model
-        groups = prepare_groups(list(train_dataset), processing_class, args)
         pad_id = processing_class.pad_token_id
         if pad_id is None:
             pad_id = processing_class.eos_token_id
-        if args.precompute_ref_log_probs:
-            # before any update, the model itself (adapters off under PEFT) is the reference
-            reference = ref_model if ref_model is not None else model
-            logps = group_reference_logps(reference, groups, pad_id, args.reference_batch_size, progress=reference_progress)
-            for group, row in zip(groups, logps):
-                group["reference_logps"] = row
-        elif ref_model is None and not is_peft_model(model):
+        self._pad_id, self._reference_progress = pad_id, reference_progress
+        if not args.precompute_ref_log_probs and ref_model is None and not is_peft_model(model):
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        # before any update, the model itself (adapters off under PEFT) is the reference
+        train = self._groups(train_dataset, processing_class, args, model)
+        evaluation = None if eval_dataset is None else self._groups(eval_dataset, processing_class, args, model)
         self._align_metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
-        super().__init__(model=model, args=args, train_dataset=GroupDataset(groups),
+        super().__init__(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                          data_collator=partial(_collate, pad_token_id=pad_id),
                          processing_class=processing_class, callbacks=callbacks)
+
+    def _groups(self, records, tokenizer, args: AlignConfig, model) -> GroupDataset:
+        """Tokenised groups of `records`, with their reference log-probs when those are precomputed."""
+        groups = prepare_groups(list(records), tokenizer, args)
+        if args.precompute_ref_log_probs:
+            reference = self.ref_model if self.ref_model is not None else model
+            logps = group_reference_logps(reference, groups, self._pad_id, args.reference_batch_size,
+                                          progress=self._reference_progress)
+            for group, row in zip(groups, logps):
+                group["reference_logps"] = row
+        return GroupDataset(groups)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        if eval_dataset is not None and not isinstance(eval_dataset, GroupDataset):
+            if (self.args.precompute_ref_log_probs and self.ref_model is None and not is_peft_model(self.model)
+                    and self.state.global_step > 0):
+                raise UserError("reference log-probs of a new eval set need the reference model, gone after training "
+                                "started: pass eval_dataset when building the trainer, or a ref_model")
+            eval_dataset = self._groups(eval_dataset, self.processing_class, self.args, self.model)
+        return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
 
     def _reference_logps(self, model, batch: dict) -> torch.Tensor:
         with torch.no_grad():
@@ -128,10 +172,12 @@ class PreferenceTrainer(AtomicCheckpoints, Trainer):
         if not torch.isfinite(loss):
             raise UserError(f"the {args.method} loss became {float(loss)} at step {self.state.global_step}: "
                             "lower the learning rate or beta")
-        self._record(rewards.detach(), per_prompt.detach(), logps[:, 0].detach())
+        self._record(rewards.detach(), per_prompt.detach(), logps.detach())
         return (loss, {"rewards": rewards}) if return_outputs else loss
 
-    def _record(self, rewards: torch.Tensor, per_prompt: torch.Tensor, chosen_logps: torch.Tensor) -> None:
+    def _record(self, rewards: torch.Tensor, per_prompt: torch.Tensor, logps: torch.Tensor) -> None:
+        """TRL's metric names (rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen,
+        logps/rejected); with several strong negatives `rejected` averages them and accuracy needs all beaten."""
         ns = self.args.num_strong
         mode = "train" if self.model.training else "eval"
         gather = self.accelerator.gather_for_metrics
@@ -141,7 +187,8 @@ class PreferenceTrainer(AtomicCheckpoints, Trainer):
         m["rewards/rejected"].append(float(gather(strong).mean()))
         m["rewards/margins"].append(float(gather(chosen - strong.mean(-1)).mean()))
         m["rewards/accuracies"].append(float(gather((chosen.unsqueeze(-1) > strong).all(-1).float()).mean()))
-        m["logps/chosen"].append(float(gather(chosen_logps).mean()))  # falls under displacement
+        m["logps/chosen"].append(float(gather(logps[:, 0]).mean()))  # falls under displacement
+        m["logps/rejected"].append(float(gather(logps[:, 1 : 1 + ns]).mean()))
         if weak.shape[-1] > 0:
             m["rewards/weak"].append(float(gather(weak).mean()))
             m["rewards/weak_accuracies"].append(float(gather((chosen.unsqueeze(-1) > weak).all(-1).float()).mean()))
