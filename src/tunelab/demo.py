@@ -1,7 +1,9 @@
 """`tunelab demo`: every available study at small scale, gathered into one HTML report.
 
-Each capability provides a module with `run(out_dir: pathlib.Path) -> list[tunelab.report.Section]`.
-A study that raises is reported as failed in its section; the others still run.
+Each capability provides a module with `run(out_dir: pathlib.Path, full: bool = False) -> list[Section]`:
+the default is sized for a first look (the whole demo in a few minutes on 2 cores); `full=True` runs the heavier
+form of the study (more seeds, data or steps; still far smaller than benchmarks/). A study that raises is reported
+as failed in its section; the others still run.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def run_demos(out_dir: Path, only: list[str] | None = None) -> list[Section]:
+def run_demos(out_dir: Path, only: list[str] | None = None, full: bool = False) -> list[Section]:
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -74,7 +76,7 @@ def run_demos(out_dir: Path, only: list[str] | None = None) -> list[Section]:
         study_dir.mkdir(parents=True, exist_ok=True)
         threads = _torch_threads()
         try:
-            sections.extend(importlib.import_module(name).run(study_dir))
+            sections.extend(importlib.import_module(name).run(study_dir, full=full))
             console.print(f"[green]done[/] {study_name(name)} in {_clock(time.perf_counter() - start)}")
         except Exception as err:  # a failed study is reported, not hidden
             console.print(f"[red]failed[/] {study_name(name)}: {err}")
@@ -99,6 +101,8 @@ def demo_command(
     out: Path = typer.Option(Path("report"), "--out", help="Folder for index.html, results.json and figures."),
     only: list[str] = typer.Option(None, "--only", help="Run only demos whose module name contains this (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout."),
+    full: bool = typer.Option(False, "--full", help="The heavier form of every study (more seeds, data and steps; "
+                              "tens of minutes). Default: sized for a first look, a few minutes on 2 cores."),
 ) -> None:
     """Run every available study at small scale and write the HTML report."""
     from tunelab import validate
@@ -108,7 +112,7 @@ def demo_command(
         names = ", ".join(study_name(n) for n in available_demos())
         raise UserError(f"no demo matches {' or '.join(repr(o) for o in only)}: choose from {names}")
     validate.out_dir(out)
-    sections = run_demos(out, only)
+    sections = run_demos(out, only, full)
     index = write_report(sections, out)
     if as_json:
         typer.echo((out / "results.json").read_text())

@@ -36,3 +36,14 @@ def test_fallback_script_answers_both_demo_questions(shop_path):
             assert traj.status == "answered"
             assert bird_match(db.execute(traj.final_sql).rows, db.execute(gold).rows)
         box.close()
+
+
+def test_full_demo_questions_have_answers_and_the_judge_can_say_no(shop_path):
+    from tunelab.text2sql.demo import MORE_QUESTIONS, QUESTIONS, is_correct
+
+    with open_database(shop_path) as db:
+        for _, gold in QUESTIONS + MORE_QUESTIONS:
+            assert db.execute(gold).rows and is_correct(db, gold, gold)
+        assert not is_correct(db, "SELECT count(*) FROM orders", MORE_QUESTIONS[0][1])
+        assert not is_correct(db, "SELECT no_such_column FROM orders", MORE_QUESTIONS[0][1])
+        assert not is_correct(db, None, MORE_QUESTIONS[0][1])

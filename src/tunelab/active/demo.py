@@ -11,13 +11,15 @@ from tunelab.report import Figure, Section, Table
 STRATEGIES = ("random", "entropy", "bert-km", "badge", "coreset", "vapal-alps", "vapal-badge")
 
 
-def run(out_dir: Path) -> list[Section]:
+def run(out_dir: Path, full: bool = False) -> list[Section]:
+    """Demo scale: pool 600, 5 rounds, 2 seeds; `full`: pool 1000, 10 rounds, 5 seeds (benchmarks/active: more)."""
     import torch
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
-    spec = CorpusSpec("stdlib-docs", max_pool=600, max_test=300, initial_size=30, query_size=30, rounds=5,
+    pool, rounds, seeds = (1000, 10, [0, 1, 2, 3, 4]) if full else (600, 5, [0, 1])
+    spec = CorpusSpec("stdlib-docs", max_pool=pool, max_test=300, initial_size=30, query_size=30, rounds=rounds,
                       max_length=64)
-    corpus = run_corpus(spec, list(STRATEGIES), [0, 1], out_dir, ClassifierConfig(max_length=64), progress=True)
+    corpus = run_corpus(spec, list(STRATEGIES), seeds, out_dir, ClassifierConfig(max_length=64), progress=True)
     section = Section(
         title="Active learning: VAPAL and baselines",
         prose=(
@@ -26,7 +28,7 @@ def run(out_dir: Path) -> list[Section]:
             "perturbs those states adversarially (one power iteration) and clusters the perturbations: "
             "k-means + nearest point (ALPS style) or k-means++ on magnitude-scaled directions (BADGE style). "
             f"{corpus['pool']} pool texts, {corpus['test']} test texts, {spec.initial_size} random initial labels "
-            f"then {spec.rounds} rounds of {spec.query_size}, 2 seeds: a smoke-scale study; the benchmark in "
+            f"then {spec.rounds} rounds of {spec.query_size}, {len(seeds)} seeds: a small study; the benchmark in "
             "benchmarks/active runs 5 seeds, 10 rounds, two corpora and small-text's strategies."
         ),
     )

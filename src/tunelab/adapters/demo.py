@@ -4,6 +4,7 @@ speed comparison with PEFT's LoRA and DoRA (small scale; the full studies are in
 from __future__ import annotations
 
 import copy
+import statistics
 from pathlib import Path
 
 import torch
@@ -56,7 +57,9 @@ def correctness_rows() -> list[list]:
     return rows
 
 
-def run(out_dir: Path) -> list[Section]:
+def run(out_dir: Path, full: bool = False) -> list[Section]:
+    """Demo scale: 128 training texts, one seed, 3 timed steps at batch 1 x 16; `full`: 384 texts, 3 seeds,
+    7 timed steps at batch 4 x 64 (benchmarks/adapters has the studies)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,26 +78,33 @@ def run(out_dir: Path) -> list[Section]:
 
     # accuracy at demo scale: stdlib-docs, MiniLM, top 2 layers adapted, one seed
     train, test = load_labeled_text("stdlib-docs").train_test_split(0.2)
-    train, test = train.sample(128, seed=0), test.sample(160, seed=0)
+    n_train, seeds = (384, (0, 1, 2)) if full else (128, (0,))
+    batch, seq_len, repeats = (4, 64, 7) if full else (1, 16, 3)
+    train, test = train.sample(n_train, seed=0), test.sample(160, seed=0)
     encoder, tokenizer = load_encoder("all-minilm-l6-v2")
     accuracy_rows = []
     inputs = None
     for adapter in ("lora", "dora", "bora"):
-        settings = TrainSettings(adapter=adapter, r=8, epochs=2, max_length=32, adapted_layers=2, seed=0)
-        if inputs is None:
-            inputs = tuple(make_inputs(encoder, tokenizer, part.texts, settings, "encoding") for part in (train, test))
-        _, metrics = train_classifier(copy.deepcopy(encoder), tokenizer, train, test, settings,
-                                      description=f"demo {adapter}", inputs=inputs)
-        accuracy_rows.append([adapter, metrics["accuracy"], metrics["macro_f1"], metrics["trainable_parameters"]])
+        scores = []
+        for seed in seeds:
+            settings = TrainSettings(adapter=adapter, r=8, epochs=2, max_length=32, adapted_layers=2, seed=seed)
+            if inputs is None:
+                inputs = tuple(make_inputs(encoder, tokenizer, part.texts, settings, "encoding")
+                               for part in (train, test))
+            _, metrics = train_classifier(copy.deepcopy(encoder), tokenizer, train, test, settings,
+                                          description=f"demo {adapter} seed {seed}", inputs=inputs)
+            scores.append(metrics)
+        accuracy_rows.append([adapter, statistics.mean(m["accuracy"] for m in scores),
+                              statistics.mean(m["macro_f1"] for m in scores), scores[0]["trainable_parameters"]])
 
-    speed = run_speed_study("smollm2-135m-instruct", ["lora", "dora", "bora"], r=8, batch_size=1, seq_len=16,
-                            repeats=3, profile_memory=False)
+    speed = run_speed_study("smollm2-135m-instruct", ["lora", "dora", "bora"], r=8, batch_size=batch,
+                            seq_len=seq_len, repeats=repeats, profile_memory=False)
     speed_rows = [[m, row["median_step_s"], row["time_vs_dora"], row["flops_vs_dora"], row["ops_vs_dora"],
                    row["saved_activation_mb"], row["activations_vs_dora"]] for m, row in speed["training"].items()]
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     axes[0].bar([r[0] for r in accuracy_rows], [r[1] for r in accuracy_rows], color=["C0", "C1", "C2"])
-    axes[0].set_title("stdlib-docs test accuracy (demo scale, 1 seed)", fontsize=9)
+    axes[0].set_title(f"stdlib-docs test accuracy (mean of {len(seeds)} seed(s))", fontsize=9)
     axes[1].bar([r[0] for r in speed_rows], [r[2] for r in speed_rows], color=["C0", "C1", "C2"])
     axes[1].axhline(1.0, color="grey", lw=0.8)
     axes[1].set_title("SmolLM2-135M step time / DoRA's", fontsize=9)
@@ -108,16 +118,18 @@ def run(out_dir: Path) -> list[Section]:
             "layer uses directly (one base GEMM per step, no dense weight kept for backward). It is a variant of "
             "PEFT's LoRA (`BidimLoraConfig`), so get_peft_model, save/load, merge/unmerge and several adapters are "
             "PEFT's own code paths. The first table checks it against a literal dense implementation; the other "
-            "numbers are a demo-scale run: 128 stdlib-docs training texts, 2 epochs, one seed, and 3 timed steps per "
-            "method on SmolLM2-135M (see benchmarks/adapters for the 3-seed study, more timed steps and the "
-            "profiled memory). With 3 steps on a shared CPU the time ratios are rough; the FLOP and op counts are "
-            "exact."),
+            f"numbers are a demo-scale run: {n_train} stdlib-docs training texts, 2 epochs, {len(seeds)} seed(s), "
+            f"and {repeats} timed steps per method on SmolLM2-135M (see benchmarks/adapters for the studies where "
+            "every linear layer is adapted, more timed steps and the profiled memory). With few steps on a shared "
+            "CPU the time ratios are rough; the FLOP and op counts are exact."),
         tables=[check_table,
                 Table(["adapter", "accuracy", "macro-F1", "trainable parameters"], accuracy_rows,
-                      caption="MiniLM-L6, adapters on the top 2 layers, r=8, 128 training texts, 160 test texts, 2 epochs, seed 0."),
+                      caption=f"MiniLM-L6, adapters on the top 2 layers, r=8, {n_train} training texts, 160 test "
+                              f"texts, 2 epochs, mean over seed(s) {', '.join(map(str, seeds))}."),
                 Table(["adapter", "median step (s)", "time vs DoRA", "matmul FLOPs vs DoRA", "aten ops vs DoRA",
                        "saved activations (MiB)", "vs DoRA"], speed_rows,
-                      caption="SmolLM2-135M, r=8, batch 1 x 16 tokens, 3 interleaved steps per method; FLOPs and op counts "
+                      caption=f"SmolLM2-135M, r=8, batch {batch} x {seq_len} tokens, {repeats} interleaved steps per "
+                              "method; FLOPs and op counts "
                               "from one forward+backward each (independent of machine load).")],
         key_numbers={"max |fast - dense| (out_first)": checks[0][2],
                      "BoRA step / DoRA step": speed["training"]["bora"]["time_vs_dora"],

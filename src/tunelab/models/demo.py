@@ -21,7 +21,8 @@ def generate(model_name: str, prompt: str, max_new_tokens: int = 24) -> tuple[st
     return tokenizer.decode(new, skip_special_tokens=True), int(new.numel()), seconds
 
 
-def run(out_dir: Path) -> list[Section]:
+def run(out_dir: Path, full: bool = False) -> list[Section]:
+    """`full` changes nothing: listing the models and one generation is already the whole study."""
     rows = [models.describe(m) for m in models.EMBEDDED.values()]
     section = Section(
         title="Embedded models",
