@@ -37,3 +37,23 @@ def test_trainable_parameter_counts_match_formulas():
     assert counts["lora"] == head + sum(4 * (i + o) for i, o in shapes)
     assert counts["dora"] == counts["lora"] + sum(o for _, o in shapes)
     assert counts["bora"] == counts["lora"] + sum(i + o for i, o in shapes)
+
+
+def test_full_fine_tuning_trains_every_weight_and_the_head_has_its_own_lr():
+    from tunelab.adapters.classify import FULL, parameter_groups
+
+    encoder, _ = tiny_bert(seed=0, layers=2, hidden=32)
+    total = sum(p.numel() for p in encoder.parameters())
+    model = build_model(copy.deepcopy(encoder), 3, TrainSettings(adapter=FULL))
+    assert not any("lora_" in name for name, _ in model.named_parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    pooler = sum(p.numel() for n, p in encoder.named_parameters() if n.startswith("pooler."))
+    assert trainable == total - pooler + 32 * 3 + 3  # mean pooling drops the pooler; the head is new
+    body, head = parameter_groups(model, TrainSettings(adapter=FULL, lr=1e-4, head_lr=2e-3))
+    assert (body["lr"], head["lr"]) == (1e-4, 2e-3)
+    assert sum(p.numel() for p in head["params"]) == 32 * 3 + 3
+    [single] = parameter_groups(model, TrainSettings(adapter=FULL, lr=1e-4))
+    assert single["lr"] == 1e-4 and sum(p.numel() for p in single["params"]) == trainable
+    lora = build_model(copy.deepcopy(encoder), 3, TrainSettings(adapter="lora", r=4))
+    adapter_group, head_group = parameter_groups(lora, TrainSettings(adapter="lora", lr=1e-3, head_lr=5e-3))
+    assert sum(p.numel() for p in head_group["params"]) == 32 * 3 + 3 and head_group["lr"] == 5e-3
