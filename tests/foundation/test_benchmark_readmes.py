@@ -100,6 +100,12 @@ def test_text2sql():
 
 def test_every_readme_has_a_test():
     """A new benchmark README needs its test here."""
-    covered = {"active", "active/finetuned", "adapters", "align", "align/poft", "cortex", "startup", "text2sql"}
+    covered = {"active", "active/finetuned", "adapters", "adapters/capacity", "align", "align/poft", "cortex",
+               "startup", "text2sql"}
     found = {str(p.parent.relative_to(BENCH)) for p in BENCH.rglob("README.md") if "results" not in p.parts}
     assert found - covered == set(), f"benchmark READMEs without a test: {sorted(found - covered)}"
+
+
+def test_adapters_capacity():
+    capacity = bench("adapters.bench_capacity")
+    assert_same(BENCH / "adapters" / "capacity" / "README.md", capacity.readme_text(BENCH / "adapters" / "capacity"))
