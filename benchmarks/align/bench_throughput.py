@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from readme import RESULTS, write_readme  # noqa: E402
+from benchmarks.align.readme import RESULTS, write_readme
 
 from transformers import TrainerCallback  # noqa: E402
 

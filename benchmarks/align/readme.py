@@ -100,7 +100,7 @@ def readme_text(results: Path = RESULTS) -> str:
     thr = _load("throughput.json")
     if thr:
         parts += ["## Throughput vs TRL's DPOTrainer", "",
-                  f"`python benchmarks/align/bench_throughput.py`: {thr['model']}, LoRA r={thr['lora_r']}, "
+                  f"`python -m benchmarks.align.bench_throughput`: {thr['model']}, LoRA r={thr['lora_r']}, "
                   f"{thr['batch_prompts']} prompts per step, {thr['response_words']}-word responses, {thr.get('threads', 2)} "
                   f"torch thread(s), {thr['rounds']} alternating rounds of {thr['steps_per_round']} steps; median step "
                   "time (first step excluded); ratios against TRL measured in the same run. "

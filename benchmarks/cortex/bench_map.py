@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks.cortex.readme import families_recovered, write_readme
 
-from readme import families_recovered, write_readme  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 from tunelab.cortex import mapping, verify  # noqa: E402
 from tunelab.cortex.findings import confusion_table  # noqa: E402
