@@ -99,17 +99,27 @@ def readme_text(results: Path = RESULTS) -> str:
                   "![study](results/study.png)", ""]
     thr = _load("throughput.json")
     if thr:
-        parts += ["## Throughput vs TRL's DPOTrainer", "",
+        parts += ["## Throughput and memory vs TRL's DPOTrainer", "",
                   f"`python -m benchmarks.align.bench_throughput`: {thr['model']}, LoRA r={thr['lora_r']}, "
-                  f"{thr['batch_prompts']} prompts per step, {thr['response_words']}-word responses, {thr.get('threads', 2)} "
-                  f"torch thread(s), {thr['rounds']} alternating rounds of {thr['steps_per_round']} steps; median step "
-                  "time (first step excluded); ratios against TRL measured in the same run. "
-                  "Goal: >= 0.9x per sequence.", "",
-                  Table(["trainer", "sequences/step", "median step s", "sequences/s", "ratio vs TRL (per sequence)",
-                         "peak RSS increase MiB"],
-                        [[r["name"], r["sequences_per_step"], _fmt(r["median_step_s"]), _fmt(r["sequences_per_s"]),
-                          _fmt(r["ratio_vs_trl"], 3), _fmt(r["peak_rss_increase_mib"], 4)]
-                         for r in thr["trainers"]]).to_markdown(), "", "![throughput](results/throughput.png)", ""]
+                  f"{thr['batch_prompts']} prompts per step, {thr['response_words']}-word responses, {thr['threads']} "
+                  f"torch thread(s), fp32, {thr['rounds']} alternating rounds of {thr['steps_per_round']} steps, "
+                  f"1-min load average {thr['load_average_1min']:.1f} at the end; median step time (first step "
+                  "excluded); ratios against TRL measured in the same run. Peak memory = highest RSS during a "
+                  "trainer's round minus the RSS at its start (CPU; approximate). TRL's DPOConfig turns gradient "
+                  "checkpointing on by default, TrainingArguments (and AlignConfig) leave it off: each setting is "
+                  "measured with every trainer the same. Goals: speed >= 1.0x per sequence, DPO peak <= 1.2x, "
+                  "EPA peak per sequence <= 1.2x.", ""]
+        for run in thr["runs"]:
+            parts += [f"Gradient checkpointing **{'on' if run['gradient_checkpointing'] else 'off'}**:", "",
+                      Table(["trainer", "sequences/step", "median step s", "sequences/s",
+                             "speed ratio vs TRL (per sequence)", "peak MiB", "peak ratio vs TRL",
+                             "peak ratio per sequence"],
+                            [[r["name"], r["sequences_per_step"], _fmt(r["median_step_s"]),
+                              _fmt(r["sequences_per_s"]), _fmt(r["ratio_vs_trl"], 3),
+                              _fmt(r["peak_rss_increase_mib"], 4), _fmt(r["peak_ratio_vs_trl"], 3),
+                              _fmt(r["peak_per_sequence_ratio_vs_trl"], 3)]
+                             for r in run["trainers"]]).to_markdown(), ""]
+        parts += ["![throughput](results/throughput.png)", ""]
     return "\n".join(parts)
 
 
