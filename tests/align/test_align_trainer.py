@@ -119,3 +119,19 @@ def test_nan_loss_is_a_user_error(tmp_path):
         next(p for n, p in trainer.model.named_parameters() if "lora_B" in n).fill_(float("nan"))
         with pytest.raises(UserError, match="loss became nan"):
             trainer.compute_loss(trainer.model, batch)
+
+
+def test_gradient_checkpointing_gives_the_same_update(tmp_path):
+    """TRL's DPOConfig turns checkpointing on by default; with LoRA (frozen embeddings) it must still train, and
+    recomputing activations in backward must not change the step."""
+    updates = []
+    for checkpointing in (False, True):
+        model, tok = tiny_llama(seed=0)
+        trainer = PreferenceTrainer(model, args(tmp_path, num_weak=2, max_steps=1, learning_rate=5e-2,
+                                                gradient_checkpointing=checkpointing),
+                                    make_records(4), tok, peft_config=LoraConfig(**LORA, init_lora_weights=False))
+        before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        trainer.train()
+        updates.append({n: p.detach() - before[n] for n, p in trainer.model.named_parameters() if n in before})
+    assert sum(float(d.abs().sum()) for d in updates[1].values()) > 1.0  # the checkpointed run did train
+    assert max(float((updates[0][n] - updates[1][n]).abs().max()) for n in updates[0]) < 1e-6
