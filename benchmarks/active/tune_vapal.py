@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tunelab.active.bench import DEFAULT_CORPORA
+from tunelab.active.bench import DEFAULT_CORPORA, aulc_sd
 from tunelab.active.classifier import ActiveClassifier, ClassifierConfig
 from tunelab.active.corpus import Task
 from tunelab.active.features import cached_encode_pool
@@ -52,8 +52,8 @@ def tuning_text(results: dict) -> str:
              f"({results['pool']} pool, {results['test']} evaluation), 3 seeds, 40 initial + 8 x 40 labels; xi = 0.1, "
              "K = 1.", ""]
     ranked = sorted(summary.items(), key=lambda kv: -kv[1]["aulc_mean"])
-    lines.append(Table(["setting", "AULC mean ± std", "− random (paired)"],
-                       [[k, f"{e['aulc_mean']:.4f} ± {e['aulc_std']:.4f}", f"{e['vs_random_mean']:+.4f}"]
+    lines.append(Table(["setting", "AULC mean ± sd (ddof 1)", "− random (paired)"],
+                       [[k, f"{e['aulc_mean']:.4f} ± {aulc_sd(e):.4f}", f"{e['vs_random_mean']:+.4f}"]
                         for k, e in ranked]).to_markdown())
     lines += ["", f"Best: **{results['best']}**."]
     return "\n".join(lines) + "\n"

@@ -23,6 +23,7 @@ import torch
 from benchmarks._harness import Store, write_readme as write_readme_parts
 from tunelab.adapters.classify import TrainSettings, make_inputs, train_classifier
 from tunelab.data import load_labeled_text
+from tunelab.stats import sample_sd
 from tunelab.errors import UserError
 from tunelab.io import atomic_write_json
 from tunelab.models import load_encoder
@@ -61,8 +62,8 @@ def summarise(results: dict) -> list[dict]:
         acc = [x["accuracy"] for x in runs]
         f1 = [x["macro_f1"] for x in runs]
         rows.append({"dataset": dataset, "r": r, "method": method, "seeds": len(runs),
-                     "accuracy_mean": statistics.mean(acc), "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-                     "macro_f1_mean": statistics.mean(f1), "macro_f1_std": statistics.stdev(f1) if len(f1) > 1 else 0.0,
+                     "accuracy_mean": statistics.mean(acc), "accuracy_std": sample_sd(acc),
+                     "macro_f1_mean": statistics.mean(f1), "macro_f1_std": sample_sd(f1),
                      "trainable_parameters": runs[0]["trainable_parameters"],
                      "minutes_per_run": statistics.mean(x["seconds"] for x in runs) / 60})
     return rows
@@ -90,7 +91,7 @@ def write_outputs(results: dict) -> None:
         ax.set_xticks(range(len(sub)), labels, fontsize=7)
         low = min(row["accuracy_mean"] - row["accuracy_std"] for row in sub)
         ax.set_ylim(max(0.0, low - 0.05), None)
-        ax.set_title(f"{dataset} (test accuracy, mean ± std over seeds)", fontsize=9)
+        ax.set_title(f"{dataset} (test accuracy, mean ± sd over seeds, ddof 1)", fontsize=9)
     fig.tight_layout()
     atomic_savefig(fig, HERE / "results" / "accuracy.png")
     plt.close(fig)
@@ -112,7 +113,8 @@ def accuracy_table(results: dict) -> str:
               f"layers, linear head on mean-pooled states; "
               f"{s['max_train']} training texts (stratified sample of the hash train split, fewer if the split is "
               f"smaller), {s['max_test']} test texts, {s['epochs']} epoch(s), batch {s['batch_size']}, "
-              f"AdamW lr {s['lr']}, alpha = r, {s['max_length']} tokens, {s['threads']} CPU threads.")
+              f"AdamW lr {s['lr']}, alpha = r, {s['max_length']} tokens, {s['threads']} CPU threads."
+              " ± is the sd over seeds (ddof 1).")
     return header + "\n\n" + table.to_markdown() + "\n"
 
 

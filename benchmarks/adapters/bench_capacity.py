@@ -26,13 +26,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from tunelab.stats import paired_difference, sample_sd
 
 HERE = Path(__file__).parent
 DEFAULT_OUT = HERE / "capacity"
@@ -153,21 +153,6 @@ def work(s: dict, out: Path, worker: int, workers: int) -> None:
 
 # --- statistics and report --------------------------------------------------------------------------------------
 
-def paired(a: dict[int, float], b: dict[int, float]) -> dict | None:
-    """Mean of a - b over the seeds both have, its sd (ddof 1), 95 % t-interval and two-sided t-test p-value."""
-    from scipy import stats
-
-    seeds = sorted(set(a) & set(b))
-    if len(seeds) < 2:
-        return None
-    diff = np.array([a[k] - b[k] for k in seeds])
-    sd = float(diff.std(ddof=1))
-    half = stats.t.ppf(0.975, len(diff) - 1) * sd / math.sqrt(len(diff))
-    p = float(stats.ttest_rel([a[k] for k in seeds], [b[k] for k in seeds]).pvalue) if sd > 0 else float("nan")
-    return {"n": len(seeds), "mean": float(diff.mean()), "sd": sd, "ci": [float(diff.mean() - half),
-                                                                          float(diff.mean() + half)], "p": p}
-
-
 def summarise(runs: dict[str, dict], s: dict) -> dict:
     evals = [x for x in runs.values() if x["stage"] == "eval"]
     by = {}
@@ -176,18 +161,18 @@ def summarise(runs: dict[str, dict], s: dict) -> dict:
     rows = []
     for (method, r), acc in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0] != FULL, kv[0][0])):
         values = list(acc.values())
-        rows.append({"method": method, "r": r, "seeds": len(values), "accuracy_mean": statistics.mean(values),
-                     "accuracy_sd": statistics.stdev(values) if len(values) > 1 else None,
+        rows.append({"method": method, "r": r, "seeds": len(values), "accuracy_mean": float(np.mean(values)),
+                     "accuracy_sd": sample_sd(values) if len(values) > 1 else None,
                      "trainable_parameters": next(x["trainable_parameters"] for x in evals
                                                   if x["method"] == method and x["r"] == r)})
     comparisons = []
     first = s["ranks"][0]
     if (FULL, 0) in by and ("lora", first) in by:
-        comparisons.append({"a": FULL, "b": f"lora r={first}", "r": first, **(paired(by[(FULL, 0)], by[("lora", first)]) or {})})
+        comparisons.append({"a": FULL, "b": f"lora r={first}", "r": first, **(paired_difference(by[(FULL, 0)], by[("lora", first)]) or {})})
     for r in s["ranks"]:
         for method in ("bora", "lora"):
             if (method, r) in by and ("dora", r) in by:
-                result = paired(by[(method, r)], by[("dora", r)])
+                result = paired_difference(by[(method, r)], by[("dora", r)])
                 if result:
                     comparisons.append({"a": f"{method} r={r}", "b": f"dora r={r}", "r": r, **result})
     tuning = [{"method": x["method"], "r": x["r"], "lr": x["lr"], "validation_accuracy": x["accuracy"]}

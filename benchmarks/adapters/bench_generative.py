@@ -25,6 +25,7 @@ from benchmarks._harness import Store
 from benchmarks.adapters.bench_accuracy import write_readme
 from tunelab.errors import UserError
 from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text
+from tunelab.stats import sample_sd
 from tunelab.report import Table
 
 HERE = Path(__file__).parent
@@ -67,7 +68,7 @@ def summarise(runs: dict) -> list[dict]:
             continue
         em = [r["exact_match"] for r in mine]
         rows.append({"method": method, "seeds": len(mine), "exact_match_mean": statistics.fmean(em),
-                     "exact_match_std": statistics.stdev(em) if len(em) > 1 else 0.0,
+                     "exact_match_std": sample_sd(em),
                      "trainable_parameters": mine[0]["trainable_parameters"],
                      "train_seconds_median": statistics.median(r["train_seconds"] for r in mine)})
     return rows
@@ -111,7 +112,7 @@ def generative_table(results: dict) -> str:
     header = (f"`{s['target']}` with each adapter on all linear layers (r={s['r']}, alpha={s['alpha']}), SFT loss on "
               f"response tokens, {s['n_train']} generated `{s['task']}` problems answered with their working "
               f"(\"34 + 7 = 41\"), {s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']} (constant); exact "
-              f"match of the greedy answer's result on {s['n_test']} held-out problems, mean ± std over seeds "
+              f"match of the greedy answer's result on {s['n_test']} held-out problems, mean ± sd (ddof 1) over seeds "
               f"{', '.join(map(str, s['seeds']))}. Untrained model: {results['untrained_exact_match']:.3f}.")
     return header + "\n\n" + table.to_markdown() + "\n"
 

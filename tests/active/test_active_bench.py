@@ -85,3 +85,27 @@ def test_committed_readme_is_generated_from_its_json(folder):
     root = Path(__file__).resolve().parents[2] / folder
     results = json.loads((root / "results" / "results.json").read_text())
     assert (root / "README.md").read_text() == readme_text(results)
+
+
+def test_summary_spreads_are_sample_sd_and_old_results_convert():
+    """One definition of sd in the toolkit (ddof 1): AULC, paired-with-random and curve spreads; the README reads
+    stored ddof-0 spreads of older results as sd1 = sd0 * sqrt(n / (n - 1))."""
+    import numpy as np
+
+    from tunelab.active.bench import aulc_sd
+    from tunelab.active.metrics import summarise
+
+    def run(seed, accs):
+        return {"config": {"seed": seed}, "rounds": [{"n_labeled": n, "accuracy": a} for n, a in zip((10, 20, 30), accs)]}
+
+    runs = {"random": [run(0, (0.2, 0.3, 0.4)), run(1, (0.3, 0.3, 0.5)), run(2, (0.1, 0.4, 0.4))],
+            "x": [run(0, (0.3, 0.5, 0.6)), run(1, (0.2, 0.4, 0.4)), run(2, (0.2, 0.3, 0.6))]}
+    out = summarise(runs)
+    aulcs = list(out["x"]["aulc_by_seed"].values())
+    assert out["x"]["aulc_std"] == pytest.approx(np.std(aulcs, ddof=1))
+    diffs = [out["x"]["aulc_by_seed"][s] - out["random"]["aulc_by_seed"][s] for s in out["x"]["aulc_by_seed"]]
+    assert out["x"]["vs_random_std"] == pytest.approx(np.std(diffs, ddof=1))
+    assert out["x"]["curve"]["std"][0] == pytest.approx(np.std([0.3, 0.2, 0.2], ddof=1))
+    old = {"seeds": 3, "aulc_std": float(np.std(aulcs))}
+    assert aulc_sd(old) == pytest.approx(np.std(aulcs, ddof=1))
+    assert aulc_sd(out["x"]) == pytest.approx(np.std(aulcs, ddof=1))

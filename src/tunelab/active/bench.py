@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tunelab.active.corpus import load_task
 from tunelab.active.loop import LoopConfig, run_loop
 from tunelab.active.metrics import paired_difference, summarise
 from tunelab.active.strategies import make_strategy
+from tunelab.stats import sample_sd
 
 OURS = ("random", "entropy", "least-confidence", "bert-km", "badge", "coreset", "vapal-alps", "vapal-badge")
 PEERS = ("small-text:random", "small-text:entropy", "small-text:badge", "small-text:embedding-kmeans")
@@ -121,22 +123,40 @@ def plot_curves(corpus: dict, path: Path) -> None:
     ax.set_xlabel("labelled examples")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{corpus['source']}: {corpus['pool']} pool, {corpus['test']} test, {corpus['labels']} labels "
-                 f"(mean ± std, {next(iter(corpus['summary'].values()))['seeds']} seeds)", fontsize=9)
+                 f"(mean ± sd, {next(iter(corpus['summary'].values()))['seeds']} seeds)", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     atomic_savefig(fig, path)
     plt.close(fig)
 
 
+def aulc_sd(entry: dict) -> float:
+    """Sample sd (ddof 1) of a strategy's AULC over seeds, from its per-seed values. Results written before the
+    toolkit settled on ddof 1 may hold only a ddof-0 "aulc_std": sd1 = sd0 * sqrt(n / (n - 1))."""
+    if "aulc_by_seed" in entry:
+        return sample_sd(entry["aulc_by_seed"].values())
+    n = entry["seeds"]
+    return entry["aulc_std"] * math.sqrt(n / (n - 1)) if n > 1 else 0.0
+
+
+def vs_reference_sd(entry: dict, reference: dict | None) -> float:
+    """Sample sd (ddof 1) of the per-seed AULC difference to the reference strategy."""
+    if reference is None:
+        return float("nan")
+    shared = sorted(set(entry["aulc_by_seed"]) & set(reference["aulc_by_seed"]))
+    return sample_sd(entry["aulc_by_seed"][k] - reference["aulc_by_seed"][k] for k in shared)
+
+
 def aulc_table(corpora: list[dict]) -> tuple[list[str], list[list]]:
     # per-round query times are kept in results.json but not compared here: the runs of different
     # strategies ran at different times on a shared machine; the cost comparison is the scale study
-    columns = ["corpus", "strategy", "seeds", "AULC (acc) mean ± std", "AULC − random (paired) mean ± std"]
+    columns = ["corpus", "strategy", "seeds", "AULC (acc) mean ± sd", "AULC − random (paired) mean ± sd"]
     rows = []
     for corpus in corpora:
+        random = corpus["summary"].get("random")
         for name, e in sorted(corpus["summary"].items(), key=lambda kv: -kv[1]["aulc_mean"]):
-            rows.append([corpus["source"], name, e["seeds"], f"{e['aulc_mean']:.4f} ± {e['aulc_std']:.4f}",
-                         f"{e.get('vs_random_mean', float('nan')):+.4f} ± {e.get('vs_random_std', float('nan')):.4f}"])
+            rows.append([corpus["source"], name, e["seeds"], f"{e['aulc_mean']:.4f} ± {aulc_sd(e):.4f}",
+                         f"{e.get('vs_random_mean', float('nan')):+.4f} ± {vs_reference_sd(e, random):.4f}"])
     return columns, rows
 
 
@@ -185,7 +205,7 @@ def readme_text(results: dict) -> str:
                      + ("; pool and test drawn anew for each seed (data seeds)" if s.get("resample_per_seed") else "")
                      + (f"; {hours:.2f} h of selection + training time over all runs" if hours else "") + ".")
     lines += ["", "## AULC (normalised area under the accuracy curve)", "",
-              "± is the standard deviation over seeds (ddof = 0); the paired intervals below use ddof = 1.", "",
+              "± is the sample standard deviation over seeds (ddof 1), as are the paired intervals below.", "",
               Table(columns, rows).to_markdown(), ""]
     lines += ["## VAPAL against the best baseline", ""]
     for c in corpora:
@@ -194,8 +214,8 @@ def readme_text(results: dict) -> str:
             if v in c["summary"]:
                 e = c["summary"][v]
                 paired = e.get("vs_best_baseline")
-                lines.append(f"- {c['source']}: {v} {e['aulc_mean']:.4f} ± {e['aulc_std']:.4f} vs best baseline "
-                             f"{name} {base['aulc_mean']:.4f} ± {base['aulc_std']:.4f} "
+                lines.append(f"- {c['source']}: {v} {e['aulc_mean']:.4f} ± {aulc_sd(e):.4f} vs best baseline "
+                             f"{name} {base['aulc_mean']:.4f} ± {aulc_sd(base):.4f} "
                              f"(difference {e['aulc_mean'] - base['aulc_mean']:+.4f}"
                              + (f"; paired over {paired['seeds']} seeds {paired['mean']:+.4f}, 95 % t-interval "
                                 f"[{paired['ci'][0]:+.4f}, {paired['ci'][1]:+.4f}]"

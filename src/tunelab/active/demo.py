@@ -34,7 +34,7 @@ def run(out_dir: Path, full: bool = False) -> list[Section]:
     )
     plot_curves(corpus, out_dir / "active-curves.png")
     section.figures.append(Figure(path=out_dir / "active-curves.png",
-                                  caption="Test accuracy vs labels (mean ± std over seeds)"))
+                                  caption="Test accuracy vs labels (mean ± sd over seeds, ddof 1)"))
     columns, rows = aulc_table([corpus])
     section.add_table(Table(columns, rows, caption="AULC of the accuracy curve; difference to random paired by seed"))
     name, base = best_baseline(corpus["summary"])

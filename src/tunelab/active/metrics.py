@@ -1,10 +1,15 @@
-"""Learning curves and the normalised area under them (AULC), alone and relative to random."""
+"""Learning curves and the normalised area under them (AULC), alone and relative to random.
+
+Spreads over seeds are tunelab.stats' sample sd (ddof 1).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from tunelab import stats
 from tunelab.errors import UserError
+from tunelab.stats import sample_sd
 
 
 def learning_curve(run: dict, metric: str = "accuracy") -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +39,7 @@ def mean_std_curve(runs: list[dict], metric: str = "accuracy") -> dict[str, list
     if any(len(c[0]) != len(x) or np.any(c[0] != x) for c in curves):
         raise ValueError("runs to average must share their label counts")
     ys = np.stack([c[1] for c in curves])
-    return {"labels": x.tolist(), "mean": ys.mean(0).tolist(), "std": ys.std(0).tolist()}
+    return {"labels": x.tolist(), "mean": ys.mean(0).tolist(), "std": [sample_sd(col) for col in ys.T]}
 
 
 def summarise(runs_by_strategy: dict[str, list[dict]], metric: str = "accuracy",
@@ -45,27 +50,24 @@ def summarise(runs_by_strategy: dict[str, list[dict]], metric: str = "accuracy",
     out = {}
     for name, by_seed in per_seed.items():
         values = np.array(list(by_seed.values()))
-        entry = {"aulc_mean": float(values.mean()), "aulc_std": float(values.std()), "seeds": len(values),
+        entry = {"aulc_mean": float(values.mean()), "aulc_std": sample_sd(values), "seeds": len(values),
                  "aulc_by_seed": {str(s): float(v) for s, v in by_seed.items()},
                  "curve": mean_std_curve(runs_by_strategy[name], metric)}
         if reference in per_seed:
             shared = sorted(set(by_seed) & set(per_seed[reference]))
             diffs = np.array([by_seed[s] - per_seed[reference][s] for s in shared])
             entry["vs_random_mean"] = float(diffs.mean()) if len(diffs) else float("nan")
-            entry["vs_random_std"] = float(diffs.std()) if len(diffs) else float("nan")
+            entry["vs_random_std"] = sample_sd(diffs) if len(diffs) else float("nan")
         out[name] = entry
     return out
 
 
 def paired_difference(a_by_seed: dict[str, float], b_by_seed: dict[str, float], level: float = 0.95) -> dict:
-    """Mean of a - b over the seeds both have, its sample std (ddof = 1) and a t confidence interval."""
-    from scipy import stats
-
+    """Mean of a - b over the seeds both have, its sd and t interval (tunelab.stats), under this module's keys."""
     shared = sorted(set(a_by_seed) & set(b_by_seed))
-    diffs = np.array([a_by_seed[s] - b_by_seed[s] for s in shared], dtype=float)
-    if len(diffs) < 2:
-        return {"seeds": len(diffs), "mean": float(diffs.mean()) if len(diffs) else float("nan"),
+    paired = stats.paired_difference(a_by_seed, b_by_seed, level)
+    if paired is None:
+        diffs = [a_by_seed[s] - b_by_seed[s] for s in shared]
+        return {"seeds": len(diffs), "mean": float(np.mean(diffs)) if diffs else float("nan"),
                 "std": float("nan"), "ci": [float("nan"), float("nan")]}
-    mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * std / np.sqrt(len(diffs))
-    return {"seeds": len(diffs), "mean": mean, "std": std, "ci": [mean - half, mean + half]}
+    return {"seeds": paired["n"], "mean": paired["mean"], "std": paired["sd"], "ci": paired["ci"]}
