@@ -40,8 +40,13 @@ FULL = "full"
 ADAPTERS = ("lora", "dora", "bora")
 
 
+LEXICON = "keyword-lexicon"
+LEXICON_ONLY = ("keywords", "classes")  # settings that exist only for the lexicon task
+
+
 def settings_from(args) -> dict:
-    return {k: v for k, v in vars(args).items() if k not in ("report_only", "workers", "worker", "out")}
+    skip = {"report_only", "workers", "worker", "out"} | (set() if args.dataset == LEXICON else set(LEXICON_ONLY))
+    return {k: v for k, v in vars(args).items() if k not in skip}
 
 
 def run_key(stage: str, method: str, r: int, lr: float, seed: int) -> str:
@@ -89,8 +94,12 @@ def choose_lr(runs: dict[str, dict], s: dict) -> dict[str, float] | None:
 
 def splits(s: dict):
     """(training pool, validation, test part): validation drawn once from the hash-train part and removed from the
-    pool every training sample is drawn from, so no seed ever trains on a validation text."""
+    pool every training sample is drawn from, so no seed ever trains on a validation text. The lexicon task has no
+    shared pool: each data seed invents its own (run_data)."""
     from tunelab.data import load_labeled_text
+
+    if s["dataset"] == LEXICON:
+        return None
 
     data = load_labeled_text(s["dataset"])
     train_part, test_part = data.train_test_split(0.2)
@@ -100,13 +109,23 @@ def splits(s: dict):
     return pool, validation, test_part
 
 
+def run_data(run: dict, s: dict, data):
+    """(training texts, held-out texts) of one run. Lexicon: the seed's own keywords; the tuning seed's held-out
+    sentences are the validation split, an evaluation seed's are its test split (no lexicon is shared)."""
+    if s["dataset"] == LEXICON:
+        from tunelab.data.lexicon import keyword_lexicon
+
+        return keyword_lexicon(s["keywords"], s["classes"], seed=run["seed"])
+    pool, validation, test_part = data
+    train = pool.sample(s["n_train"], seed=run["seed"])
+    return train, validation if run["stage"] == "tune" else test_part.sample(s["n_test"], seed=run["seed"])
+
+
 def execute(run: dict, s: dict, data, model) -> dict:
     from tunelab.adapters.classify import TrainSettings, make_inputs, train_classifier
 
-    pool, validation, test_part = data
     encoder, tokenizer = model
-    train = pool.sample(s["n_train"], seed=run["seed"])
-    held_out = validation if run["stage"] == "tune" else test_part.sample(s["n_test"], seed=run["seed"])
+    train, held_out = run_data(run, s, data)
     settings = TrainSettings(adapter=run["method"], r=max(run["r"], 1), epochs=s["epochs"],
                              batch_size=s["batch_size"], lr=run["lr"], max_length=s["max_length"],
                              head_lr=s["full_head_lr"] if run["method"] == FULL else None,
@@ -181,6 +200,17 @@ def summarise(runs: dict[str, dict], s: dict) -> dict:
             "chosen_lr": choose_lr(runs, s)}
 
 
+def task_line(s: dict) -> str:
+    if s["dataset"] == LEXICON:
+        return (f"{LEXICON} (tunelab.data.lexicon): each data seed invents {s['keywords']} keywords in "
+                f"{s['classes']} random classes; {3 * s['keywords']} training sentences (3 per keyword, 8 training "
+                f"frames), {s['keywords']} test sentences (1 per keyword, 4 other frames); the tuning seed's "
+                "held-out sentences are the validation split")
+    return (f"{s['dataset']} (51 classes), {s['n_train']} training texts per data seed (stratified sample of the "
+            f"pool), {s['n_test']} test texts per seed (the hash test split), {s['n_validation']} validation texts "
+            "for tuning (never trained on)")
+
+
 def readme(summary: dict, s: dict, minutes: float) -> str:
     from tunelab.report import Table
 
@@ -218,9 +248,7 @@ hand.
 
 Encoder {s['encoder']}, adapters (alpha = r, no dropout) on every query, key, value and dense projection of all 6
 layers, linear head on mean-pooled states (trained by every method: at the adapter's lr, and at
-{s['full_head_lr']:g} under full fine-tuning); {s['dataset']} (51 classes), {s['n_train']}
-training texts per data seed (stratified sample of the pool), {s['n_test']} test texts per seed (the hash test
-split), {s['n_validation']} validation texts for tuning (never trained on), {s['epochs']} epoch(s), batch
+{s['full_head_lr']:g} under full fine-tuning); {task_line(s)}, {s['epochs']} epoch(s), batch
 {s['batch_size']}, constant AdamW lr, {s['max_length']} tokens. Data seeds {', '.join(map(str, s['seeds']))}
 (training sample, test sample and initialisation); lr tuned on validation with data seed {s['tuning_seed']}.
 Runs done: {done} of {n_eval} evaluation runs, {len(summary['tuning'])} tuning runs; {minutes:.0f} min of summed run time
@@ -293,7 +321,9 @@ def write_outputs(s: dict, out: Path) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="debian-sections")
+    parser.add_argument("--dataset", default="debian-sections", help=f"a labelled corpus, or {LEXICON}")
+    parser.add_argument("--keywords", type=int, default=1000, help=f"{LEXICON}: invented keywords per data seed")
+    parser.add_argument("--classes", type=int, default=20, help=f"{LEXICON}: classes the keywords fall into")
     parser.add_argument("--encoder", default="all-minilm-l6-v2")
     parser.add_argument("--ranks", nargs="+", type=int, default=[4, 8, 16])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
