@@ -37,9 +37,9 @@ def train_and_score(args, method: str, seed: int, train: list[dict], test: list[
     from transformers import PrinterCallback
 
     from tunelab.adapters.attach import attach, make_config
-    from tunelab.align.poft_config import PoFTConfig
-    from tunelab.align.poft_study import evaluate
-    from tunelab.align.poft_train import load_target, make_trainer
+    from tunelab.align.poft.config import PoFTConfig
+    from tunelab.align.poft.study import evaluate
+    from tunelab.align.poft.trainer import load_target, make_trainer
 
     model, tokenizer = load_target(args.target, seed=seed)
     model = attach(model, make_config(method, args.r, "all-linear", alpha=args.alpha, task_type="CAUSAL_LM"))
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     parser.add_argument("--report-only", action="store_true", help="only regenerate figure/table from the JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from tunelab.align.poft_tasks import make_problems
+    from tunelab.align.poft.tasks import make_problems
 
     settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "threads")}
     try:
@@ -147,8 +147,8 @@ def main(argv=None) -> int:
     train, test = problems[:args.n_train], problems[args.n_train:]
     if not args.report_only:
         if "untrained_exact_match" not in results:
-            from tunelab.align.poft_eval import accuracy
-            from tunelab.align.poft_train import load_target
+            from tunelab.align.poft.eval import accuracy
+            from tunelab.align.poft.trainer import load_target
 
             results["untrained_exact_match"] = accuracy(*load_target(args.target), test)
         for seed in args.seeds:  # seed by seed, so a cut-short run leaves whole rows of methods

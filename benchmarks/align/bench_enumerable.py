@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from benchmarks.align.readme import RESULTS, write_readme
-from tunelab.align.config_options import config_fields, field_value
+from tunelab.align.preference.config_options import config_fields, field_value
 from tunelab.align.preference.enumerable_report import summary_rows
 from tunelab.align.preference.enumerable_study import EXACT, EnumerableConfig, run_into
 from tunelab.progress import track

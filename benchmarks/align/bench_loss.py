@@ -27,10 +27,10 @@ def main() -> None:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from tunelab.align.config import AlignConfig
+    from tunelab.align.preference.config import AlignConfig
     from tunelab.align.logprobs import sequence_logps
-    from tunelab.align.losses import dpo_loss, epa_loss
-    from tunelab.align.trainer import _collate, prepare_groups
+    from tunelab.align.preference.losses import dpo_loss, epa_loss
+    from tunelab.align.preference.trainer import _collate, prepare_groups
     from tunelab.io import atomic_write_json
     from tunelab.models import tiny_llama
     from tunelab.progress import track

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from benchmarks.align.readme import RESULTS, write_readme
-from tunelab.align.theory import TheoryConfig, run_theory, theory_figure
+from tunelab.align.preference.theory import TheoryConfig, run_theory, theory_figure
 from tunelab.io import atomic_savefig, atomic_write_json
 from tunelab.progress import track
 

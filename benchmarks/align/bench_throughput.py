@@ -93,8 +93,8 @@ def main() -> None:
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
 
-    from tunelab.align.config import AlignConfig
-    from tunelab.align.trainer import PreferenceTrainer
+    from tunelab.align.preference.config import AlignConfig
+    from tunelab.align.preference.trainer import PreferenceTrainer
     from tunelab.io import atomic_savefig, atomic_write_json
     from tunelab.models import load_causal_lm
 

@@ -20,8 +20,8 @@ from tunelab.report import Section, write_report
 
 DEMO_MODULES = [
     "tunelab.models.demo",
-    "tunelab.align.demo",
-    "tunelab.align.poft_demo",
+    "tunelab.align.preference.demo",
+    "tunelab.align.poft.demo",
     "tunelab.adapters.demo",
     "tunelab.active.demo",
     "tunelab.text2sql.demo",
@@ -43,9 +43,14 @@ def available_demos(only: list[str] | None = None) -> list[str]:
     return names
 
 
+# the two align demos keep the study names they have always had (report folders, --only)
+_STUDY_NAMES = {"tunelab.align.preference.demo": "align", "tunelab.align.poft.demo": "poft_demo"}
+
+
 def study_name(module: str) -> str:
-    """`tunelab.align.poft_demo` -> `poft_demo`, `tunelab.align.demo` -> `align`."""
-    return module.rsplit(".", 2)[-2 if module.endswith(".demo") else -1]
+    """`tunelab.models.demo` -> `models`; `tunelab.align.preference.demo` -> `align`, `tunelab.align.poft.demo` ->
+    `poft_demo`."""
+    return _STUDY_NAMES.get(module) or module.rsplit(".", 2)[-2 if module.endswith(".demo") else -1]
 
 
 def time_left(done_s: list[float], remaining: int) -> float | None:

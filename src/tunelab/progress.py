@@ -1,4 +1,5 @@
-"""Progress bars for long work (rich), quiet when TUNELAB_QUIET=1 or when asked."""
+"""Progress bars for long work (rich), quiet when TUNELAB_QUIET=1, when asked, and on every process but the main
+one of a distributed launch (torchrun / accelerate set RANK)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ T = TypeVar("T")
 
 
 def quiet() -> bool:
-    return os.environ.get("TUNELAB_QUIET", "") not in ("", "0")
+    return os.environ.get("TUNELAB_QUIET", "") not in ("", "0") or os.environ.get("RANK", "0") != "0"
 
 
 def progress_bar(transient: bool = False) -> Progress:

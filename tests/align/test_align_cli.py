@@ -55,7 +55,7 @@ def test_theory_cli_writes_json_and_png(tmp_path, capsys):
                  "--out", str(tmp_path / "t"), "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
-    assert [r["method"] for r in result["results"]] == ["dpo", "epa(nw=4)"]
+    assert [r["method"] for r in result["results"]] == ["dpo", "epa(nw=4)", "epa(nw=4, other-prompts)"]
     assert (tmp_path / "t" / "theory.png").stat().st_size > 1000
 
 
@@ -66,3 +66,44 @@ def test_train_resume_last_ignores_stray_checkpoint_folders(tmp_path, capsys):
                  "--method", "dpo", "--resume", "last"])
     err = capsys.readouterr().err
     assert code == 2 and "no checkpoint under" in err and "Traceback" not in err
+
+
+def _command_defaults(name):
+    import typer.main
+
+    from tunelab.align.cli import app
+
+    command = typer.main.get_command(app).commands[name]
+    return {p.name: p.default for p in command.params if p.name not in ("out", "as_json", "help")}
+
+
+def test_study_command_defaults_are_study_config_defaults():
+    import dataclasses
+
+    from tunelab.align.preference.study import StudyConfig
+
+    fields = {f.name: f.default for f in dataclasses.fields(StudyConfig)}
+    flags = {"lr": "learning_rate", "nw": "num_weak", "ns": "num_strong"}  # flags named other than their field
+    for option, default in _command_defaults("study").items():
+        field = flags.get(option, option)
+        assert field in fields, f"--{option} is no StudyConfig field"
+        expected = ",".join(map(str, fields[field])) if isinstance(fields[field], tuple) else fields[field]
+        assert default == expected, f"--{option} defaults to {default!r}, StudyConfig.{field} to {expected!r}"
+
+
+def test_train_command_defaults_are_the_config_dataclasses():
+    import dataclasses
+
+    from tunelab.align.preference.config import AlignConfig
+    from tunelab.align.preference.options import PreferenceOptions, TrainSchedule
+
+    defaults = _command_defaults("train")
+    for cls in (PreferenceOptions, TrainSchedule):
+        for f in dataclasses.fields(cls):
+            shown = defaults[f.name]
+            stored = "none" if f.default is None and shown == "none" else f.default
+            assert shown in (stored, str(stored)), f"--{f.name}: {shown!r} vs {cls.__name__}.{f.name} {f.default!r}"
+    config = AlignConfig(output_dir="x")  # the trainer's own defaults are PreferenceOptions' (inherited, not copied)
+    for f in dataclasses.fields(PreferenceOptions):
+        if f.name not in ("method", "num_weak"):  # resolved in __post_init__ (epa, 2 weak negatives)
+            assert getattr(config, f.name) == f.default

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tunelab.align.data import (choose_weak_negatives, collate_groups, normalize_records, tokenize_group,
-                                tokenize_prompt_response)
+from tunelab.align.chat import tokenize_prompt_response
+from tunelab.align.preference.data import choose_weak_negatives, collate_groups, normalize_records, tokenize_group
 from tunelab.errors import UserError
 from tunelab.models import load_tokenizer
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tunelab.align.config_options import config_fields, field_value
+from tunelab.align.preference.config_options import config_fields, field_value
 from tunelab.align.preference.enumerable_study import EnumerableConfig, run_study
 from tunelab.cli import main
 from tunelab.io import to_jsonable

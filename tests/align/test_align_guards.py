@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from tunelab.align.config import AlignConfig
-from tunelab.align.data import PreferenceExample, choose_weak_negatives
-from tunelab.align.losses import epa_loss_from_rewards
+from tunelab.align.preference.config import AlignConfig
+from tunelab.align.preference.data import PreferenceExample, choose_weak_negatives
+from tunelab.align.preference.losses import epa_loss_from_rewards
 from tunelab.align.preference.guards import chosen_nll, dpop_chosen_rewards, edit_distance, edit_similarity, too_similar
-from tunelab.align.trainer import preference_loss
+from tunelab.align.preference.trainer import preference_loss
 from tunelab.errors import UserError
 
 OFF = dict(nll_weight=0.0, dpop_lambda=0.0, weak_weight=1.0, w=1.0)
@@ -94,7 +94,7 @@ def test_nll_term_adds_the_mean_token_nll_of_the_chosen_response():
 
 def test_nll_lengths_count_the_tokens_sequence_logps_sums_over():
     from tunelab.align.logprobs import masked_sequence_logps
-    from tunelab.align.trainer import response_lengths
+    from tunelab.align.preference.trainer import response_lengths
 
     gen = torch.Generator().manual_seed(4)
     per_token = -torch.rand(6, 9, generator=gen, dtype=torch.float64)
@@ -174,7 +174,7 @@ def test_filter_that_leaves_too_few_candidates_is_a_user_error():
 
 def test_trainer_nll_guard_adds_the_models_mean_token_nll(tmp_path):
     from tunelab.align.logprobs import sequence_logps
-    from tunelab.align.trainer import PreferenceTrainer
+    from tunelab.align.preference.trainer import PreferenceTrainer
     from tunelab.models import tiny_llama
 
     records = [{"prompt": f"What is {a} + 7?", "chosen": f"{a} + 7 = {a + 7}", "rejected": f"{a} + 7 = {a + 8}"}

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from trl import DPOTrainer
 
-from tunelab.align.losses import dpo_loss, epa_loss, epa_loss_from_rewards, implicit_rewards
+from tunelab.align.preference.losses import dpo_loss, epa_loss, epa_loss_from_rewards, implicit_rewards
 
 
 def trl_dpo_sigmoid_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, seq_len=7, seed=0):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tunelab.align import poft_demo
+from tunelab.align.poft import demo as poft_demo
 
 
 @pytest.mark.slow

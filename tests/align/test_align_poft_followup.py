@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from tunelab.align.logprobs import response_logps
-from tunelab.align.poft_followup import FollowupSettings, preference_records, preference_stage
-from tunelab.align.poft_study import StudySettings, train_target
-from tunelab.align.poft_tasks import corrupt, is_correct, make_problems
+from tunelab.align.poft.followup import FollowupSettings, preference_records, preference_stage
+from tunelab.align.poft.study import StudySettings, train_target
+from tunelab.align.poft.tasks import corrupt, is_correct, make_problems
 
 
 def test_preference_pairs_prefer_the_true_answer_with_the_same_working():
@@ -42,7 +42,7 @@ def test_second_stage_raises_the_margin_of_chosen_over_rejected(method):
 
 
 def test_stage_specs_name_a_method_and_guard_options():
-    from tunelab.align.poft_followup import parse_stage
+    from tunelab.align.poft.followup import parse_stage
     from tunelab.errors import UserError
 
     assert parse_stage("epa") == ("epa", {})
@@ -54,7 +54,7 @@ def test_stage_specs_name_a_method_and_guard_options():
 
 
 def test_choice_uses_validation_accuracy_only():
-    from tunelab.align.poft_followup import choose_on_validation
+    from tunelab.align.poft.followup import choose_on_validation
 
     runs = [{"first": "poft", "val_accuracy": {"a": 0.5, "b": 0.6, "c": 0.6}, "accuracy": {"a": 0.9, "b": 0.1, "c": 0.1}},
             {"first": "poft", "val_accuracy": {"a": 0.5, "b": 0.4, "c": 0.5}, "accuracy": {"a": 0.9, "b": 0.1, "c": 0.1}},
@@ -65,7 +65,7 @@ def test_choice_uses_validation_accuracy_only():
 
 
 def test_validation_problems_are_neither_training_nor_test_problems():
-    from tunelab.align.poft_followup import validation_problems
+    from tunelab.align.poft.followup import validation_problems
 
     settings = StudySettings(task="addition", n_train=20, n_test=10)
     seen = make_problems(30, settings.data_seed, task="addition")
@@ -74,7 +74,7 @@ def test_validation_problems_are_neither_training_nor_test_problems():
 
 
 def test_nll_guard_keeps_the_chosen_response_likelier_than_plain_epa():
-    from tunelab.align.poft_followup import chosen_logp
+    from tunelab.align.poft.followup import chosen_logp
 
     torch.manual_seed(0)
     settings = StudySettings(target="tiny-llama", n_train=8, epochs=1, batch_size=4)
@@ -89,7 +89,7 @@ def test_nll_guard_keeps_the_chosen_response_likelier_than_plain_epa():
 
 @pytest.mark.slow
 def test_followup_with_guards_chooses_on_validation(tmp_path):
-    from tunelab.align.poft_followup import run_followups
+    from tunelab.align.poft.followup import run_followups
 
     settings = StudySettings(target="tiny-llama", aligned=("tiny-llama",), n_train=8, n_test=4, seeds=(0,),
                              methods=("poft",), epochs=1, batch_size=4)

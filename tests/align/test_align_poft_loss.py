@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from tunelab.align.poft import (IGNORE_INDEX, data_hash, mean_response_logprob, poft_loss, poft_weight,
-                                reference_score, sft_loss, validate_examples)
+from tunelab.align.poft.loss import (data_hash, mean_response_logprob, poft_loss, poft_weight, reference_score,
+                                     sft_loss, validate_examples)
 from tunelab.errors import UserError
 
 
@@ -42,38 +42,38 @@ def _toy_batch(seed=0):
     torch.manual_seed(seed)
     logits = torch.randn(2, 6, 11, dtype=torch.float64, requires_grad=True)
     input_ids = torch.randint(0, 11, (2, 6))
-    labels = input_ids.clone()
-    labels[0, :3] = IGNORE_INDEX  # prompt of 3 tokens, 3 response tokens
-    labels[1, :2] = IGNORE_INDEX
-    labels[1, 5] = IGNORE_INDEX  # padding
-    return logits, labels
+    completion_mask = torch.ones(2, 6, dtype=torch.long)
+    completion_mask[0, :3] = 0  # prompt of 3 tokens, 3 response tokens
+    completion_mask[1, :2] = 0
+    completion_mask[1, 5] = 0  # padding
+    return logits, input_ids, completion_mask
 
 
 def test_mean_response_logprob_matches_explicit_loop():
-    logits, labels = _toy_batch()
-    got = mean_response_logprob(logits, labels)
+    logits, ids, mask = _toy_batch()
+    got = mean_response_logprob(logits, ids, mask)
     logp = torch.log_softmax(logits, -1)
     for b in range(2):
-        terms = [logp[b, t - 1, labels[b, t]] for t in range(1, 6) if labels[b, t] != IGNORE_INDEX]
+        terms = [logp[b, t - 1, ids[b, t]] for t in range(1, 6) if mask[b, t]]
         assert got[b].item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-12)
 
 
 def test_poft_gradient_is_weighted_per_example_sft_gradient():
-    logits, labels = _toy_batch(1)
+    logits, ids, mask = _toy_batch(1)
     s_ref = torch.tensor([-2.0, -4.0], dtype=torch.float64)
-    s_theta = mean_response_logprob(logits, labels)
+    s_theta = mean_response_logprob(logits, ids, mask)
     grad_poft, = torch.autograd.grad(poft_loss(s_theta, s_ref).sum(), logits)
     weights = poft_weight(s_theta.detach(), s_ref)
     for b in range(2):
-        grad_sft, = torch.autograd.grad(-mean_response_logprob(logits, labels)[b], logits)
+        grad_sft, = torch.autograd.grad(-mean_response_logprob(logits, ids, mask)[b], logits)
         assert torch.allclose(grad_poft[b], weights[b] * grad_sft[b], atol=1e-12)
 
 
 def test_sft_loss_is_token_mean_nll():
-    logits, labels = _toy_batch(2)
+    logits, ids, mask = _toy_batch(2)
     logp = torch.log_softmax(logits, -1)
-    terms = [-logp[b, t - 1, labels[b, t]] for b in range(2) for t in range(1, 6) if labels[b, t] != IGNORE_INDEX]
-    assert sft_loss(logits, labels).item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-12)
+    terms = [-logp[b, t - 1, ids[b, t]] for b in range(2) for t in range(1, 6) if mask[b, t]]
+    assert sft_loss(logits, ids, mask).item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-12)
 
 
 def test_reference_score_is_mean_over_models():
@@ -93,10 +93,10 @@ def test_empty_response_and_missing_fields_are_one_line_errors():
 
 
 def test_no_response_tokens_is_an_error():
-    logits, labels = _toy_batch()
-    labels[0] = IGNORE_INDEX
+    logits, ids, mask = _toy_batch()
+    mask[0] = 0
     with pytest.raises(UserError, match="no response tokens"):
-        mean_response_logprob(logits, labels)
+        mean_response_logprob(logits, ids, mask)
 
 
 def test_data_hash_changes_with_content_and_order():

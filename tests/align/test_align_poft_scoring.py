@@ -5,10 +5,8 @@ import json
 import pytest
 import torch
 
-from tunelab.align import poft_scoring
-from tunelab.align.poft import IGNORE_INDEX
-from tunelab.align.poft_chat import encode_example
-from tunelab.align.poft_scoring import AlignedScores, score_dataset, score_pairs
+from tunelab.align.poft import scoring as poft_scoring
+from tunelab.align.poft.scoring import AlignedScores, encode_example, score_dataset, score_pairs
 from tunelab.errors import UserError
 from tunelab.models import load_causal_lm
 
@@ -22,20 +20,20 @@ def tiny():
 
 
 def _reference_score(model, tokenizer, prompt, response):
-    """One unpadded sequence, full log-softmax, mean over the response labels."""
-    input_ids, labels = encode_example(tokenizer, prompt, response)
+    """One unpadded sequence, full log-softmax, mean over the response tokens."""
+    prompt_ids, response_ids = encode_example(tokenizer, prompt, response)
+    input_ids = prompt_ids + response_ids
     with torch.no_grad():
         logp = torch.log_softmax(model(input_ids=torch.tensor([input_ids])).logits[0].double(), -1)
-    terms = [logp[t - 1, labels[t]].item() for t in range(1, len(labels)) if labels[t] != IGNORE_INDEX]
+    terms = [logp[t - 1, input_ids[t]].item() for t in range(len(prompt_ids), len(input_ids))]
     return sum(terms) / len(terms)
 
 
-def test_response_labels_cover_answer_and_end_of_turn(tiny):
+def test_response_tokens_cover_answer_and_end_of_turn(tiny):
     _, tokenizer = tiny
-    input_ids, labels = encode_example(tokenizer, "What is 2 + 3?", "5")
-    response = [t for t in labels if t != IGNORE_INDEX]
+    prompt_ids, response = encode_example(tokenizer, "What is 2 + 3?", "5")
     assert tokenizer.decode(response) == "5<|im_end|>"
-    assert input_ids[-len(response):] == response
+    assert tokenizer.decode(prompt_ids).endswith("<|im_start|>assistant\n")
 
 
 def test_batched_scores_equal_unpadded_reference(tiny):
@@ -121,7 +119,7 @@ def test_unloadable_aligned_model_is_one_line(tmp_path):
 
 
 def test_empty_response_is_refused_before_scoring(tmp_path):
-    from tunelab.align.poft import validate_examples
+    from tunelab.align.poft.loss import validate_examples
 
     with pytest.raises(UserError, match="empty response"):
         validate_examples([{"prompt": "p", "response": ""}])

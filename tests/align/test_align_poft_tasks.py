@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tunelab.align.poft_tasks import TASKS, corrupt, is_correct, make_problems, parse_answer
+from tunelab.align.poft.tasks import TASKS, corrupt, is_correct, make_problems, parse_answer
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))

@@ -6,11 +6,10 @@ import json
 import pytest
 import torch
 
-from tunelab.align.poft import IGNORE_INDEX, poft_loss
-from tunelab.align.poft_chat import encode_example
-from tunelab.align.poft_config import PoFTConfig
-from tunelab.align.poft_scoring import AlignedScores
-from tunelab.align.poft_train import LoraSettings, make_trainer, train
+from tunelab.align.poft.config import PoFTConfig
+from tunelab.align.poft.loss import poft_loss
+from tunelab.align.poft.scoring import AlignedScores, encode_example
+from tunelab.align.poft.trainer import LoraSettings, make_trainer, train
 from tunelab.errors import UserError
 from tunelab.models import load_causal_lm
 
@@ -20,7 +19,7 @@ REFERENCE = [-1.0, -2.5, -0.5, -4.0]
 
 
 def _scores(pairs=PAIRS, reference=REFERENCE):
-    from tunelab.align.poft import data_hash
+    from tunelab.align.poft.loss import data_hash
 
     return AlignedScores(data_hash=data_hash(pairs), models=["fake"], per_model={"fake": list(reference)},
                          reference=list(reference))
@@ -42,8 +41,8 @@ def test_sft_mode_equals_transformers_causal_lm_loss(tmp_path):
     batch = _batch(trainer)
     with torch.no_grad():
         ours = trainer.compute_loss(model, dict(batch))
-        reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          labels=batch["labels"]).loss
+        labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)  # transformers' convention
+        reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
     assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
 
 
@@ -53,13 +52,13 @@ def test_poft_mode_equals_formula_on_unpadded_examples(tmp_path):
     with torch.no_grad():
         ours = trainer.compute_loss(model, dict(batch))
         s_theta, s_ref = [], []
-        by_ids = {tuple(encode_example(tokenizer, p, r)[0]): i for i, (p, r) in enumerate(PAIRS)}
+        by_ids = {tuple(sum(encode_example(tokenizer, p, r), [])): i for i, (p, r) in enumerate(PAIRS)}
         for row in range(batch["input_ids"].shape[0]):
             length = int(batch["attention_mask"][row].sum())
             ids = batch["input_ids"][row, :length]
-            labels = batch["labels"][row, :length]
+            scored = batch["completion_mask"][row, :length]
             logp = torch.log_softmax(model(input_ids=ids[None]).logits[0].double(), -1)
-            terms = [logp[t - 1, labels[t]] for t in range(1, length) if labels[t] != IGNORE_INDEX]
+            terms = [logp[t - 1, ids[t]] for t in range(1, length) if scored[t]]
             s_theta.append(torch.stack(terms).mean())
             s_ref.append(REFERENCE[by_ids[tuple(ids.tolist())]])  # the shuffled batch keeps each example's score
         expected = poft_loss(torch.stack(s_theta), torch.tensor(s_ref, dtype=torch.float64), 2.0, 0.1).mean()
@@ -104,7 +103,7 @@ def _zip_bytes() -> bytes:
 def test_train_resumes_from_highest_numbered_checkpoint(tmp_path, monkeypatch, stray):
     import types
 
-    from tunelab.align import poft_train
+    from tunelab.align.poft import trainer as poft_train
 
     for name in ["checkpoint-2", "checkpoint-10", "checkpoint-100"] + (["checkpoint-abc"] if stray else []):
         (tmp_path / name).mkdir()  # complete as far as resume checks: state and (empty) weights

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tunelab.align.study import StudyConfig, plackett_luce_records, run_study, true_reward
+from tunelab.align.preference.study import StudyConfig, plackett_luce_records, run_study, true_reward
 
 
 def test_plackett_luce_pairs_follow_bradley_terry():

@@ -9,10 +9,10 @@ import pytest
 import torch
 from peft import LoraConfig
 
-from tunelab.align.config import AlignConfig
+from tunelab.align.preference.config import AlignConfig
 from tunelab.align.logprobs import sequence_logps
-from tunelab.align.losses import dpo_loss
-from tunelab.align.trainer import PreferenceTrainer, _collate, prepare_groups
+from tunelab.align.preference.losses import dpo_loss
+from tunelab.align.preference.trainer import PreferenceTrainer, _collate, prepare_groups
 from tunelab.models import tiny_llama
 
 _here = Path(__file__).parent

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from tunelab.align.config import AlignConfig
-from tunelab.align.data import normalize_record, tokenize_group
+from tunelab.align.preference.config import AlignConfig
+from tunelab.align.preference.data import normalize_record, tokenize_group
 from tunelab.cli import main
 from tunelab.errors import UserError
 
@@ -89,7 +89,7 @@ def test_report_to_names():
 def test_adapter_names_the_model_as_given(tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from tunelab.align.trainer import name_base_model
+    from tunelab.align.preference.trainer import name_base_model
     from tunelab.models import tiny_llama
 
     for given, want in (("HuggingFaceTB/SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"),
@@ -110,7 +110,7 @@ def hand_metrics(out, eval_rows, beta):
     """Eval rewards from scratch: the saved adapter on the base model, naive log_softmax over full logits."""
     from peft import PeftModel
 
-    from tunelab.align.trainer import _collate, prepare_groups
+    from tunelab.align.preference.trainer import _collate, prepare_groups
     from tunelab.models import tiny_llama
 
     base, tok = tiny_llama(seed=0)

@@ -100,7 +100,7 @@ def test_text2sql():
 
 def test_every_readme_has_a_test():
     """A new benchmark README needs its test here."""
-    covered = {"active", "active/finetuned", "adapters", "adapters/capacity", "align", "align/poft", "cortex",
+    covered = {"active", "active/finetuned", "adapters", "adapters/capacity", "adapters/capacity-lexicon", "align", "align/poft", "cortex",
                "startup", "text2sql"}
     found = {str(p.parent.relative_to(BENCH)) for p in BENCH.rglob("README.md") if "results" not in p.parts}
     assert found - covered == set(), f"benchmark READMEs without a test: {sorted(found - covered)}"
@@ -109,3 +109,9 @@ def test_every_readme_has_a_test():
 def test_adapters_capacity():
     capacity = bench("adapters.bench_capacity")
     assert_same(BENCH / "adapters" / "capacity" / "README.md", capacity.readme_text(BENCH / "adapters" / "capacity"))
+
+
+def test_adapters_capacity_lexicon():
+    capacity = bench("adapters.bench_capacity")
+    folder = BENCH / "adapters" / "capacity-lexicon"
+    assert_same(folder / "README.md", capacity.readme_text(folder))

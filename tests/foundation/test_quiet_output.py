@@ -37,7 +37,7 @@ def test_third_party_warnings_are_filtered_and_ours_kept():
         warnings.simplefilter("always")
         library_output.quiet_libraries(environ={})
         warnings.warn_explicit("deprecated", FutureWarning, "x.py", 1, module="transformers.modeling_utils")
-        warnings.warn_explicit("ours", FutureWarning, "y.py", 1, module="tunelab.align.trainer")
+        warnings.warn_explicit("ours", FutureWarning, "y.py", 1, module="tunelab.align.preference.trainer")
         warnings.warn_explicit("named like us", FutureWarning, "z.py", 1, module="tunelabx")
     assert [str(w.message) for w in caught] == ["ours"]  # "tunelabx" is another package
 
@@ -52,4 +52,4 @@ def test_quiet_environment_keeps_the_users_own_settings():
 def test_estimate_is_the_mean_pace_times_the_studies_left():
     assert time_left([], 3) is None
     assert time_left([60.0, 120.0], 3) == pytest.approx(270.0)
-    assert study_name("tunelab.align.demo") == "align" and study_name("tunelab.align.poft_demo") == "poft_demo"
+    assert study_name("tunelab.align.preference.demo") == "align" and study_name("tunelab.align.poft.demo") == "poft_demo"

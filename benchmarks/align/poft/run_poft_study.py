@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from benchmarks._harness import LOAD_KEY, load_average, machine_info
-from tunelab.align.poft_followup import FollowupSettings
-from tunelab.align.poft_study import StudySettings, plot, run_study, step_time_ratio, table_rows
-from tunelab.align.poft_tasks import TASKS, corrupt, make_problems
+from tunelab.align.poft.followup import FollowupSettings
+from tunelab.align.poft.study import StudySettings, plot, run_study, seed_sd, step_time_ratio, table_rows
+from tunelab.align.poft.tasks import TASKS, corrupt, make_problems
 from tunelab.io import atomic_savefig, atomic_write_json, atomic_write_text
 from tunelab.report import Table
 
@@ -33,9 +33,10 @@ HERE = Path(__file__).parent
 
 
 def _cell(value: dict, digits: int = 3) -> str:
+    """mean ± sd (ddof 1, tunelab.stats), the sd recomputed from the stored per-seed values where there are any."""
     if len(value.get("values", ())) == 1:  # one seed: no spread to show
         return f"{value['mean']:.{digits}f}"
-    return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+    return f"{value['mean']:.{digits}f} ± {seed_sd(value):.{digits}f}"
 
 
 def machine_text(machine: dict) -> str:
@@ -58,7 +59,7 @@ def guards_section(follow: dict, name: str) -> list[str]:
     return [f"## Displacement guards: PoFT, then EPA with guards (`results/{name}.json`)", "",
             f"As the section above, with {follow['validation_problems']} validation problems (neither training nor "
             f"test problems) on which the guarded stage is chosen (ties: the earlier in --stages); test accuracy is "
-            f"never used to choose. Mean (± std where more than one seed) "
+            f"never used to choose. Mean (± sd (ddof 1) where more than one seed) "
             f"over seeds {', '.join(map(str, follow['settings']['seeds']))}; chosen log-prob = mean log pi(chosen | "
             f"prompt) over the {follow['preference_pairs']} training pairs (displacement lowers it). Stage options: "
             "`tunelab.align.preference.guards` (docs/align.md). "
@@ -76,7 +77,7 @@ def followup_section(follow: dict) -> list[str]:
             f"on the merged first-stage model, trained on {follow['preference_pairs']} verified pairs (clean working "
             f"over the corrupted one, same training prompts) with the first-stage model as reference; beta "
             f"{f['beta']}, EPA with {f['num_weak']} weak negatives, {f['epochs']} epochs, batch {f['batch_size']}, "
-            f"lr {f['learning_rate']}. Held-out accuracy, mean ± std over seeds "
+            f"lr {f['learning_rate']}. Held-out accuracy, mean ± sd (ddof 1) over seeds "
             f"{', '.join(map(str, follow['settings']['seeds']))}.", "", table.to_markdown(), "",
             "![followup](results/poft_followup.png)", ""]
 
@@ -100,7 +101,7 @@ def readme(results: dict, cost: dict | None, follow: dict | None = None, guards:
         f"number (after the last '=' if any). Untrained target: {results['untrained_accuracy']:.3f}. Wall time {results['wall_seconds']:.0f} s "
         f"on {machine_text(results['machine'])}.",
         "",
-        "## Held-out accuracy (mean ± std over seeds)",
+        "## Held-out accuracy (mean ± sd (ddof 1) over seeds)",
         "",
         accuracy.to_markdown(),
         "",
@@ -176,7 +177,7 @@ def cost_only(settings: StudySettings, cache_dir: Path | None, results_dir: Path
 
 def followup(settings: StudySettings, follow, cache_dir: Path | None, results_dir: Path, out: Path,
              name: str = "poft_followup") -> int:
-    from tunelab.align.poft_followup import plot as plot_followup, run_followups
+    from tunelab.align.poft.followup import plot as plot_followup, run_followups
 
     cache = cache_dir or Path.home() / ".cache" / "tunelab" / "poft-bench"  # scores reused across restarts
     partial = results_dir / f"{name}.partial.jsonl"

@@ -1,7 +1,7 @@
 """Build the LoRA / DoRA / BoRA config for a model, attach it, and load a saved adapter, with one-line errors.
 
 LoRA and DoRA use PEFT's own `LoraConfig` (they are the peers BoRA is measured against); BoRA uses
-`BidimLoraConfig`.
+`BidimLoraConfig`. Attaching goes through the shared `tunelab.models.lora.attach_adapter`.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel
 from peft.utils import CONFIG_NAME
 from torch import nn
 
 from tunelab.adapters.config import BidimLoraConfig, is_bidim_config_dict
 from tunelab.adapters.gains import ORDERS, OUT_FIRST
 from tunelab.errors import UserError
+from tunelab.models.lora import attach_adapter, lora_config
 
 ADAPTERS = ("lora", "dora", "bora")
 
@@ -36,24 +37,13 @@ def make_config(adapter: str, r: int, target_modules: list[str] | str, alpha: fl
                   target_modules=target_modules, modules_to_save=modules_to_save, task_type=task_type)
     if adapter == "bora":
         return BidimLoraConfig(bidim_order=order, **common)
-    return LoraConfig(use_dora=adapter == "dora", **common)
-
-
-def _module_names(model: nn.Module) -> set[str]:
-    return {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
+    return lora_config(r, alpha, target_modules, dropout, task_type, use_dora=adapter == "dora",
+                       modules_to_save=modules_to_save)
 
 
 def attach(model: nn.Module, config: LoraConfig, adapter_name: str = "default") -> PeftModel:
-    """get_peft_model, with a one-line error when no module matches the targets."""
-    targets = config.target_modules
-    if isinstance(targets, (set, list, tuple)):
-        missing = sorted(set(targets) - _module_names(model))
-        if missing:
-            raise UserError(f"target modules not found in the model: {', '.join(missing)}")
-    try:
-        return get_peft_model(model, config, adapter_name=adapter_name)
-    except ValueError as err:
-        raise UserError(f"cannot attach the adapter: {str(err).splitlines()[0]}") from err
+    """The shared attach path (one-line error when no module matches the targets)."""
+    return attach_adapter(model, config, adapter_name)
 
 
 def read_adapter_config(path: str | Path) -> LoraConfig:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
 from pathlib import Path
 
 import typer
@@ -14,12 +16,15 @@ app = typer.Typer(no_args_is_help=True, help="Preference alignment: EPA and DPO 
                   pretty_exceptions_enable=False)
 
 try:
-    from tunelab.align.poft_cli import app as poft_app
+    from tunelab.align.poft.cli import app as poft_app
 except ModuleNotFoundError as err:
-    if err.name != "tunelab.align.poft_cli":
+    if err.name != "tunelab.align.poft.cli":
         raise
 else:
     app.add_typer(poft_app, name="poft", help="PoFT: preference-oriented SFT against aligned models.")
+
+
+GUARD_FIELDS = ("nll_weight", "dpop_lambda", "weak_max_similarity")  # the DisplacementGuards fields, in the summary
 
 
 def _emit(result: dict, as_json: bool, lines: list[str]) -> None:
@@ -42,71 +47,58 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
     return values
 
 
-def _guard_options(func):
-    # --nll-weight, --dpop-lambda, --weak-max-similarity: the DisplacementGuards fields that AlignConfig inherits
-    from tunelab.align.config_options import config_options
-    from tunelab.align.preference.guard_config import DisplacementGuards
+def _train_options(func):
+    # every preference knob is a PreferenceOptions field (AlignConfig inherits them, displacement guards included)
+    # and the schedule is TrainSchedule's: their defaults and help live in the dataclasses, the command only names the flags
+    from tunelab.align.preference.config_options import config_options
+    from tunelab.align.preference.options import TRAIN_FLAGS, PreferenceOptions, TrainSchedule
 
-    return config_options(DisplacementGuards, dest="guards")(func)
+    func = config_options(TrainSchedule, dest="schedule")(func)
+    return config_options(PreferenceOptions, dest="preference", flags=TRAIN_FLAGS)(func)
 
 
 @app.command()
-@_guard_options
+@_train_options
 def train(
     data: Path = typer.Option(..., help="JSONL / CSV / Parquet with prompt, chosen, rejected (string or list)"),
     out: Path = typer.Option(..., help="output folder (adapter or model, metrics.json); written atomically"),
-    method: str = typer.Option("epa", help="dpo or epa"),
     model: str = typer.Option("smollm2-135m-instruct", help="embedded name, hub id or local folder"),
-    beta: float = typer.Option(0.1),
-    ns: int = typer.Option(1, help="strong negatives per prompt (rejected responses used)"),
-    nw: int = typer.Option(None, help="weak negatives per prompt (default: 2 for epa, 0 for dpo)"),
-    w: float = typer.Option(1.0, help="EPA stabiliser (1: the positive's own term; DPO when ns=1, nw=0)"),
-    weak_weight: float = typer.Option(1.0, help="weight of each weak-negative term"),
-    weak_source: str = typer.Option("both", help="weak negatives from other prompts' chosen, rejected or both"),
-    lora_r: int = typer.Option(8, help="LoRA rank; 0 = full fine-tuning"),
-    steps: int = typer.Option(-1, help="optimiser steps (-1: use --epochs)"),
-    epochs: float = typer.Option(1.0),
-    batch_size: int = typer.Option(4, help="prompts per step (each brings 1+ns+nw sequences)"),
-    lr: float = typer.Option(5e-4, help="learning rate"),
-    max_length: int = typer.Option(512, help="prompt+response tokens; longer responses are cut, longer prompts refused"),
-    precompute_ref: bool = typer.Option(True, help="reference log-probs once before training"),
-    save_steps: int = typer.Option(0, help="checkpoint every N steps into --checkpoint-dir (0: none)"),
-    checkpoint_dir: Path = typer.Option(None, help="checkpoints (default: OUT-checkpoints)"),
+    checkpoint_dir: Path = typer.Option(None, help="checkpoints (default: OUT-checkpoints, made only with --save-steps)"),
     resume: str = typer.Option(None, help="checkpoint folder to resume from, or 'last'"),
-    seed: int = typer.Option(0),
     eval_data: Path = typer.Option(None, help="held-out preference data: eval_rewards/* metrics at the end"),
-    eval_steps: int = typer.Option(0, help="also evaluate every N steps (0: only at the end)"),
     report_to: str = typer.Option("none", help="loggers as in transformers (tensorboard, wandb, ...; comma-separated)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    guards: dict = None,
+    preference: dict = None,
+    schedule: dict = None,
 ) -> None:
     """Train a causal LM with DPO or EPA on preference data (guards against likelihood displacement: docs/align.md).
 
     Under `accelerate launch` every process trains; only the main one prints and writes --out."""
-    from tunelab.align.config import check_preference_options
+    from tunelab.align.preference.config import check_preference_options
+    from tunelab.align.preference.options import PreferenceOptions, TrainSchedule
     from tunelab.data import read_records
 
-    nw = (2 if method == "epa" else 0) if nw is None else nw
-    options = type("Options", (), dict(method=method, beta=beta, num_strong=ns, num_weak=nw, w=w,
-                                         weak_weight=weak_weight, weak_source=weak_source, max_length=max_length,
-                                         **guards))
+    run = TrainSchedule(**schedule)
+    options = PreferenceOptions(**preference).resolved()
+    method = options.method
     check_preference_options(options)
-    validate.at_least("--lora-r", lora_r, 0)
-    validate.at_least("--batch-size", batch_size, 1)
-    validate.positive("--lr", lr)
-    validate.steps_or_epochs("--steps", steps, "--epochs", epochs)
-    validate.at_least("--save-steps", save_steps, 0)
+    validate.at_least("--lora-r", run.lora_r, 0)
+    validate.at_least("--batch-size", run.batch_size, 1)
+    validate.positive("--lr", run.lr)
+    validate.steps_or_epochs("--steps", run.steps, "--epochs", run.epochs)
+    validate.at_least("--save-steps", run.save_steps, 0)
     report = report_targets(report_to)
     checkpoints = checkpoint_dir or out.with_name(out.name + "-checkpoints")
     validate.out_dir(out)
     validate.out_dir(checkpoints, "--checkpoint-dir")
     validate.in_file(data, "--data")
-    validate.at_least("--eval-steps", eval_steps, 0)
-    if eval_steps and eval_data is None:
+    validate.at_least("--eval-steps", run.eval_steps, 0)
+    if run.eval_steps and eval_data is None:
         raise UserError("--eval-steps needs --eval-data (the held-out preference data)")
     records = read_records(data)
-    from tunelab.align.data import normalize_records
+    from tunelab.align.preference.data import normalize_records
 
+    ns = options.num_strong
     normalize_records(records, ns=ns)  # fail fast, before loading a model
     eval_records = None
     if eval_data is not None:
@@ -125,40 +117,37 @@ def train(
     elif resume is not None and (problem := checkpoint_problem(resume)):
         raise UserError(f"cannot resume from {resume}: {problem}; pass an earlier checkpoint or --resume last")
 
-    from tunelab.align.config import AlignConfig
-    from tunelab.align.trainer import PreferenceTrainer, name_base_model
+    from tunelab.align.preference.config import AlignConfig
+    from tunelab.align.preference.trainer import PreferenceTrainer, name_base_model
     from tunelab.io import atomic_write_json, staged_dir
-    from tunelab.models import load_causal_lm
+    from tunelab.models.lora import load_for_training, lora_config
     from tunelab.progress import track
 
-    model_obj, tok = load_causal_lm(model, seed=seed)
+    model_obj, tok = load_for_training(model, seed=run.seed)
     name_base_model(model_obj, model)
-    args = AlignConfig(output_dir=str(checkpoints), method=method, beta=beta, num_strong=ns, num_weak=nw, w=w,
-                       weak_weight=weak_weight, weak_source=weak_source, max_length=max_length, **guards,
-                       precompute_ref_log_probs=precompute_ref, max_steps=steps, num_train_epochs=epochs,
-                       per_device_train_batch_size=batch_size, learning_rate=lr, seed=seed,
-                       save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
-                       eval_strategy="steps" if eval_steps and eval_records else "no", eval_steps=eval_steps or None,
-                       per_device_eval_batch_size=batch_size, logging_steps=1, disable_tqdm=True,
-                       report_to=report)
-    peft_config = None
-    if lora_r:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
-                                 target_modules="all-linear")
+    # the checkpoints folder also holds the loggers' files (tensorboard's runs/): made only when something goes there
+    keeps_checkpoints = bool(run.save_steps) or resume is not None or checkpoint_dir is not None or report != "none"
+    scratch = None if keeps_checkpoints else tempfile.TemporaryDirectory(prefix="tunelab-align-")
+    args = AlignConfig(output_dir=scratch.name if scratch else str(checkpoints), **dataclasses.asdict(options),
+                       **run.training_arguments(), eval_strategy="steps" if run.eval_steps and eval_records else "no",
+                       eval_steps=run.eval_steps or None, logging_steps=1, disable_tqdm=True, report_to=report,
+                       ddp_find_unused_parameters=False)  # every adapter / weight takes part in each forward
+    peft_config = lora_config(run.lora_r, alpha=2 * run.lora_r) if run.lora_r else None
     trainer = PreferenceTrainer(model_obj, args, records, tok, peft_config=peft_config, eval_dataset=eval_records,
                                 reference_progress=lambda it: track(it, "reference log-probs"))
-    from tunelab.align.progress_callback import use_rich_progress
+    from tunelab.align.preference.progress_callback import use_rich_progress
 
     use_rich_progress(trainer, f"{method} training")
     result = trainer.train(resume_from_checkpoint=resume)
     evaluation = trainer.evaluate() if eval_records is not None else {}
+    if scratch is not None:
+        scratch.cleanup()  # nothing was saved there: no checkpoints folder beside --out
     if not trainer.is_world_process_zero():
         return  # the main process holds the same model and writes it
     logs = trainer.state.log_history
     steps_logged = [h for h in logs if "loss" in h]
     train_loss = run_train_loss(logs, result.training_loss)  # over every step, also those before a resume
+    guards = {k: getattr(options, k) for k in GUARD_FIELDS}
     summary = {"method": method, "model": model, "steps": trainer.state.global_step, "train_loss": train_loss,
                "guards": guards, "final": steps_logged[-1] if steps_logged else {}, "eval": evaluation,
                "out": str(out)}
@@ -202,7 +191,7 @@ def theory(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The exact tabular experiment: slope, Pearson r, spread across initialisations, KL (DPO vs EPA)."""
-    from tunelab.align.theory import TheoryConfig, run_theory, theory_figure
+    from tunelab.align.preference.theory import TheoryConfig, run_theory, theory_figure
     from tunelab.progress import track
 
     if prompts < 1 or responses < 2 or inits < 1:
@@ -227,22 +216,23 @@ def theory(
 
 @app.command()
 def study(
+    # the defaults are StudyConfig's (tests/align/test_align_cli.py holds them to it, field by field)
     model: str = typer.Option("smollm2-135m-instruct"),
-    prompts: int = typer.Option(12, help="prompts (at most 16 built in)"),
+    prompts: int = typer.Option(8, help="prompts (at most 16 built in)"),
     seeds: str = typer.Option("0,1,2"),
-    steps: int = typer.Option(12),
-    batch_size: int = typer.Option(4),
-    lr: float = typer.Option(5e-4),
-    nw: int = typer.Option(2, help="EPA weak negatives"),
+    steps: int = typer.Option(8),
+    batch_size: int = typer.Option(2),
+    lr: float = typer.Option(2e-3),
+    nw: int = typer.Option(1, help="EPA weak negatives"),
     ns: int = typer.Option(1, help="EPA strong negatives"),
-    train_responses: int = typer.Option(4),
-    heldout_responses: int = typer.Option(4),
-    max_new_tokens: int = typer.Option(20),
+    train_responses: int = typer.Option(3),
+    heldout_responses: int = typer.Option(3),
+    max_new_tokens: int = typer.Option(12),
     out: Path = typer.Option(None, help="folder for study.json and study.png"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Controlled-reward study: DPO vs EPA with LoRA, true reward known (MiniLM joy-vs-gloom score)."""
-    from tunelab.align.study import PROMPTS, StudyConfig, run_study, study_figure
+    from tunelab.align.preference.study import PROMPTS, StudyConfig, run_study, study_figure
     from tunelab.progress import track
 
     if not 2 <= prompts <= len(PROMPTS):
@@ -257,6 +247,9 @@ def study(
     cfg = StudyConfig(model=model, prompts=prompts, seeds=_ints(seeds, "seeds"), steps=steps, batch_size=batch_size,
                       learning_rate=lr, num_weak=nw, num_strong=ns, train_responses=train_responses,
                       heldout_responses=heldout_responses, max_new_tokens=max_new_tokens)
+    import torch
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))  # small models: more threads only add overhead
     outcome = run_study(cfg, progress=lambda jobs: track(jobs, "study: training"))
     if out is not None:
         from tunelab.io import atomic_savefig, atomic_write_json, staged_dir
@@ -265,7 +258,7 @@ def study(
             atomic_write_json(tmp / "study.json", outcome)
             atomic_savefig(study_figure(outcome), tmp / "study.png")
     s = outcome["summary"]
-    _emit(outcome, as_json, [f"{m}: r(implicit,true) {s[m]['pearson']['mean']:.3f} +/- {s[m]['pearson']['std']:.3f}, "
+    _emit(outcome, as_json, [f"{m}: r(implicit,true) {s[m]['pearson']['mean']:.3f} +/- {s[m]['pearson']['sd']:.3f}, "
                              f"slope {s[m]['slope']['mean']:.3f}, KL {s[m]['kl']['mean']:.3f}, "
                              f"win rate {s[m]['win_rate']['mean']:.2f}" for m in s]
           + [f"higher r(implicit, true): {outcome['higher_pearson']}"])
@@ -273,7 +266,7 @@ def study(
 
 def _enumerable_options(func):
     # the options are EnumerableConfig's fields (defaults and all), built when the command is registered
-    from tunelab.align.config_options import config_options
+    from tunelab.align.preference.config_options import config_options
     from tunelab.align.preference.enumerable_config import EnumerableConfig
 
     return config_options(EnumerableConfig, dest="settings")(func)

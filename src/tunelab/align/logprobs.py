@@ -1,5 +1,5 @@
-"""Token log-probabilities without the fp32 [batch, seq, vocab] logits, per-sequence sums over response tokens,
-and the reference model's, computed once and cached.
+"""Token log-probabilities without the fp32 [batch, seq, vocab] logits, and per-sequence sums over response tokens
+(the reference model's, cached once per data set, are in preference/reference.py).
 
 One kernel serves DPO / EPA and PoFT. `model_token_logps` runs the model with its LM head switched to the identity,
 so the forward returns the final hidden states, and `linear_logps` projects only the scored positions through the
@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from tunelab.align.data import collate_groups
+from tunelab.align.chat import pad_id_of, pad_sequences, tokenize_prompt_response
 
 CHUNK_BYTES = 64 * 2**20  # fp32 logits per chunk; ~340 rows at a 49k vocabulary
 # config fields that make the logits more than hidden @ W.T + b (the fused path would get them wrong)
@@ -177,51 +177,16 @@ def reference_context(model) -> Iterator[None]:
 
 
 @torch.no_grad()
-def group_reference_logps(
-    model, groups: Sequence[dict], pad_token_id: int, batch_size: int = 8, average: bool = False, progress=None
-) -> list[list[float]]:
-    """Reference log-probs of every sequence of every group (list per group), in eval mode, adapters off.
-
-    `progress`: optional callable wrapping the batch iterator (e.g. tunelab.progress.track).
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    starts = range(0, len(groups), batch_size)
-    if progress is not None:
-        starts = progress(starts)
-    out: list[list[float]] = []
-    try:
-        with reference_context(model):
-            for start in starts:
-                chunk = groups[start : start + batch_size]
-                batch = collate_groups(chunk, pad_token_id)
-                logps = sequence_logps(
-                    model,
-                    batch["input_ids"].to(device),
-                    batch["attention_mask"].to(device),
-                    batch["completion_mask"].to(device),
-                    average=average,
-                )
-                out.extend(logps.view(len(chunk), -1).cpu().tolist())
-    finally:
-        model.train(was_training)
-    return out
-
-
-@torch.no_grad()
 def response_logps(model, tokenizer, pairs, batch_size: int = 16, max_length: int = 512, average: bool = False,
                    reference: bool = False) -> torch.Tensor:
     """log pi(response | prompt) for a list of (prompt, response) pairs with the chat template, shape [N].
 
     reference=True switches PEFT adapters off (the reference model).
     """
-    from tunelab.align.data import pad_sequences, tokenize_prompt_response
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_id_of(tokenizer)
     out = []
     context = reference_context(model) if reference else contextlib.nullcontext()
     try:

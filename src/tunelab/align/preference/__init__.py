@@ -1,1 +1,1 @@
-"""DPO / EPA preference alignment (the target home of the preference stack; new code lands here first)."""
+"""DPO / EPA preference alignment: options and config, losses, data, trainer, reference log-probs, theory, studies."""

@@ -7,7 +7,7 @@ serves both the exact and the finite-N studies.
 Weak negatives, two rules:
   "uniform": u ~ Uniform(Y), the response space itself (the distribution under which EPA's minimiser is r* + c(x));
   "other":   a response recorded for a *different* prompt (its chosen or rejected), uniformly over those
-             records: the trainer's rule (`tunelab.align.data.choose_weak_negatives`, source "both"),
+             records: the trainer's rule (`tunelab.align.preference.data.choose_weak_negatives`, source "both"),
              drawn here with replacement.
 """
 
@@ -48,7 +48,7 @@ def other_prompt_distribution(task: EnumerableTask) -> torch.Tensor:
 
 def weak_table(task: EnumerableTask, rule: str, draws: int, nw: int, gen: torch.Generator) -> torch.Tensor:
     """[P, K, draws, nw] weak-negative indices for the exact loss: a fixed seeded table, so the objective is
-    deterministic (as in tunelab.align.theory)."""
+    deterministic (as in tunelab.align.preference.theory)."""
     P, K = task.prompts, task.size
     if rule == "uniform":
         return torch.randint(0, K, (P, K, draws, nw), generator=gen)

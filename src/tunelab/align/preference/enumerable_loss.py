@@ -1,4 +1,4 @@
-"""DPO / EPA on a RecordSet of the enumerable task, through the product's loss functions (align/losses.py).
+"""DPO / EPA on a RecordSet of the enumerable task, through the product's loss functions (align/preference/losses.py).
 
 The policy and reference are full [P, K] log-prob tables, so any number of records costs one forward of
 the P * K distinct sequences plus gathers.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from tunelab.align.losses import dpo_loss, epa_loss
+from tunelab.align.preference.losses import dpo_loss, epa_loss
 from tunelab.align.preference.enumerable_data import RecordSet
 
 

@@ -1,12 +1,11 @@
-"""Summaries of the enumerable study over data seeds (mean, sample std, 95 % t interval) and its figure.
+"""Summaries of the enumerable study over data seeds (mean, sample sd, 95 % t interval) and its figure.
 
-"std" here is the sample standard deviation over data seeds (ddof = 1); the 95 % CI is mean +/- t_{0.975, n-1}
-* std / sqrt(n). Each seed contributes the mean over its initialisations (the spread is per seed).
+"std" here is tunelab.stats' sd, the sample standard deviation over data seeds (ddof = 1); the 95 % CI is
+mean +/- t_{0.975, n-1} * sd / sqrt(n). Each seed contributes the mean over its initialisations (the spread is per seed).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import numpy as np
@@ -15,14 +14,12 @@ METRICS = ("slope", "pearson", "slope1_error", "spread", "kl", "J", "loss")
 
 
 def mean_ci(values: Iterable[float]) -> dict:
-    """{"mean", "std" (ddof 1), "ci95" (half-width; 0 for one value), "n"}."""
-    from scipy.stats import t
+    """{"mean", "std" (ddof 1), "ci95" (half-width; 0 for one value), "n"}: tunelab.stats' summary, keyed as the
+    stored enumerable results are."""
+    from tunelab.stats import summarise
 
-    v = np.asarray(list(values), dtype=float)
-    n = len(v)
-    std = float(v.std(ddof=1)) if n > 1 else 0.0
-    half = float(t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else 0.0
-    return {"mean": float(v.mean()), "std": std, "ci95": half, "n": n}
+    s = summarise(values)
+    return {"mean": s["mean"], "std": s["sd"], "ci95": s["ci95"], "n": s["n"]}
 
 
 def _size_summary(results: list[dict]) -> dict:

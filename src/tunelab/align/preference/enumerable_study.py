@@ -23,7 +23,7 @@ from tunelab.align.preference.enumerable_lm import build_lm, log_policy_table, s
 from tunelab.align.preference.enumerable_loss import record_loss
 from tunelab.align.preference.enumerable_task import (EnumerableTask, kl_divergence, make_task, optimal_objective,
                                                       reward_recovery, rlhf_objective)
-from tunelab.align.theory import centred, optimise
+from tunelab.align.preference.theory import centred, optimise
 from tunelab.errors import UserError
 
 

@@ -19,7 +19,7 @@ import itertools
 import numpy as np
 import torch
 
-from tunelab.align.theory import centred, slope_and_pearson
+from tunelab.align.preference.theory import centred, slope_and_pearson
 
 
 @dataclasses.dataclass

@@ -10,7 +10,7 @@ likelihood as long as the rejected one falls faster (DPO-Positive, arXiv 2402.13
   as in RPO; per-token so that long and short responses weigh alike).
 * Weak-negative filter: a weak negative whose text is too similar to the positive (normalised edit similarity above
   a threshold) is dropped, so the loss does not push down what the positive itself says.
-(The weak-negative weight c(y-) is `weak_weight` in the EPA loss itself, `tunelab.align.losses`.)
+(The weak-negative weight c(y-) is `weak_weight` in the EPA loss itself, `tunelab.align.preference.losses`.)
 """
 
 from __future__ import annotations
