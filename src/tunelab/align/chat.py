@@ -44,6 +44,14 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def prompt_text(tokenizer, prompt: str | Messages) -> str:
+    """The text a response follows: the chat template's generation prompt, or the raw prompt without a template
+    (the same rule for training, scoring and generation)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(prompt_messages(prompt), tokenize=False, add_generation_prompt=True)
+    return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+
+
 def tokenize_prompt_response(tokenizer, prompt: str | Messages, response: str | Messages,
                              trailing_layout: bool = True) -> tuple[list[int], list[int]]:
     """(prompt_ids, response_ids) with the tokenizer's chat template, split where the two renderings diverge.
@@ -53,16 +61,14 @@ def tokenize_prompt_response(tokenizer, prompt: str | Messages, response: str | 
     the whitespace some templates print after the final end-of-turn token (layout, not something the model says).
     """
     if getattr(tokenizer, "chat_template", None):
-        messages = prompt_messages(prompt)
-        prompt_text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        full_text = tokenizer.apply_chat_template(messages + response_messages(response), tokenize=False)
+        full_text = tokenizer.apply_chat_template(prompt_messages(prompt) + response_messages(response),
+                                                  tokenize=False)
         if not trailing_layout:
             full_text = full_text.rstrip()
-        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        prompt_ids = tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
         full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
     else:
-        text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
-        prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        prompt_ids = tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
         full_ids = (prompt_ids + tokenizer(response_text(response), add_special_tokens=False)["input_ids"]
                     + [tokenizer.eos_token_id])
     split = common_prefix_length(prompt_ids, full_ids)

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 
+from tunelab.align.chat import prompt_text
 from tunelab.align.poft.tasks import is_correct
 
 
@@ -20,8 +21,7 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int =
     answers: list[str] = []
     try:
         for start in range(0, len(prompts), batch_size):
-            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                   add_generation_prompt=True) for p in prompts[start:start + batch_size]]
+            texts = [prompt_text(tokenizer, p) for p in prompts[start:start + batch_size]]
             batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
             out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
