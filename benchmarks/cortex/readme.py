@@ -27,20 +27,48 @@ def _fmt(value, digits=3):
     return int(round(value)) if digits == 0 else round(value, digits)
 
 
+def _runs_table(runs: dict, seed=None) -> Table:
+    rows = [[*([seed] if seed is not None else []), name, r["readout"], r["implementation"],
+             _fmt(r["test"]["median_feve"]), _fmt(r["test"]["median_correlation_to_average"]),
+             _fmt(r["test"]["median_normalised_correlation"]), r["epochs_run"], _fmt(r["fit_seconds"], 0)]
+            for name, r in runs.items()]
+    return Table([*(["seed"] if seed is not None else []), "run", "readout", "implementation", "median FEVE",
+                  "corr. to average", "ceiling-normalised r", "epochs", "fit s"], rows)
+
+
+def _interval(summary: dict) -> str:
+    """mean [95 % t-interval] of a tunelab.stats.summarise result; no interval from a single seed."""
+    mean, half = summary["mean"], summary["ci95"]
+    return f"{_fmt(mean)} [{_fmt(mean - half)}, {_fmt(mean + half)}]" if summary["n"] > 1 else f"{_fmt(mean)} (one seed)"
+
+
 def readouts_section(data: dict) -> str:
-    rows = [[name, r["readout"], r["implementation"], _fmt(r["test"]["median_feve"]),
-             _fmt(r["test"]["median_correlation_to_average"]), _fmt(r["test"]["median_normalised_correlation"]),
-             r["epochs_run"], _fmt(r["fit_seconds"], 0)] for name, r in data["runs"].items()]
-    table = Table(["run", "readout", "implementation", "median FEVE", "corr. to average", "ceiling-normalised r",
-                   "epochs", "fit s"], rows)
-    ratios = Table(["readout", "median FEVE ratio ours / neuralpredictors"],
-                   [[k, _fmt(v)] for k, v in data["feve_ratio_ours_over_neuralpredictors"].items()])
     c = data["config"]
-    return (f"\n## Readouts: FEVE against neuralpredictors\n\nSame simulated recording ({c['sheet'][0]} x "
-            f"{c['sheet'][1]} sheet, {c['images']} images x {c['repeats']} repeats), same core architecture and "
-            f"seed, same optimiser, loss and early stopping; only the readout differs. FEVE on held-out test "
-            f"images.\n\n{table.to_markdown()}\n\n{ratios.to_markdown()}\n\nLoad average during the run "
-            f"(1/5/15 min): {c['load_average_1_5_15_at_end']} on {c['cpu_count']} cores.\n")
+    intro = (f"\n## Readouts: FEVE against neuralpredictors\n\nSame simulated recording ({c['sheet'][0]} x "
+             f"{c['sheet'][1]} sheet, {c['images']} images x {c['repeats']} repeats), same core architecture and "
+             f"seed, same optimiser, loss and early stopping; only the readout differs. FEVE on held-out test "
+             f"images.")
+    load = f"Load average during the run (1/5/15 min): {c['load_average_1_5_15_at_end']} on {c['cpu_count']} cores.\n"
+    if "per_seed" not in data:  # one-seed layout of earlier results
+        ratios = Table(["readout", "median FEVE ratio ours / neuralpredictors"],
+                       [[k, _fmt(v)] for k, v in data["feve_ratio_ours_over_neuralpredictors"].items()])
+        return f"{intro}\n\n{_runs_table(data['runs']).to_markdown()}\n\n{ratios.to_markdown()}\n\n{load}"
+    seeds = list(data["per_seed"])
+    runs = Table(_runs_table({}, seed="").columns, [row for s in seeds
+                                                    for row in _runs_table(data["per_seed"][s]["runs"], s).rows])
+    per_seed = Table(["readout", *[f"ratio, seed {s}" for s in seeds], "mean ratio [95 % t-interval]",
+                      "median FEVE ours - neuralpredictors [95 % CI], p"],
+                     [[kind, *[_fmt(data["per_seed"][s]["feve_ratio_ours_over_neuralpredictors"].get(kind, "-"))
+                               for s in seeds],
+                       _interval(v["ratio"]),
+                       "-" if v["difference_ours_minus_neuralpredictors"] is None else
+                       "{} [{}, {}], p = {}".format(*[_fmt(x) for x in (
+                           v["difference_ours_minus_neuralpredictors"]["mean"],
+                           *v["difference_ours_minus_neuralpredictors"]["ci"],
+                           v["difference_ours_minus_neuralpredictors"]["p"])])]
+                      for kind, v in data["summary"].items()])
+    return (f"{intro} Each seed is its own recording (simulation seed) and initialisation and split (fit seed): "
+            f"seeds {', '.join(seeds)}.\n\n{runs.to_markdown()}\n\n{per_seed.to_markdown()}\n\n{load}")
 
 
 def map_section(data: dict) -> str:
