@@ -61,3 +61,18 @@ def test_confusion_table_rows_hold_every_label_count():
     table = confusion_table({"colour": {"colour": 5}, "curvature": {"edges": 3, "curvature": 1}})
     assert table.columns == ["true family / recovered label", "colour", "curvature", "edges"]
     assert table.rows == [["colour", 5, 0, 0], ["curvature", 0, 1, 3]]
+
+
+def test_unmatched_recovered_domain_is_named_in_the_findings():
+    from tunelab.cortex.report_figures import majority_domains, match_domains
+
+    truth, recovered = _planted()
+    recovered[7:, :] = 2  # the third true domain is recovered ...
+    recovered[:3, 5:] = 3  # ... and true domain 1 is split: its smaller part has no one-to-one partner
+    labels = {0: "colour", 1: "edges", 2: "curvature", 3: "edges"}
+    families = ["colour", "edges", "curvature"]
+    match, majority = match_domains(truth, recovered), majority_domains(truth, recovered)
+    text = map_findings({"per_domain": []}, labels, families, match, majority)
+    assert text == "Recovered domain 3 (edges) matches no true domain one to one (most of its pixels are in the true " \
+                   "edges domain)."
+    assert "matches no true domain" not in map_findings({"per_domain": []}, labels, families)  # no match given

@@ -54,14 +54,32 @@ def verification_sentences(per_domain: list[dict], labels: dict[int, str]) -> li
     return sentences
 
 
-def map_findings(verification: dict, labels: dict[int, str], true_names: list[str] | None = None) -> str:
-    """The findings paragraph: recovery per true domain (when the truth is known) and failed verifications.
-    Domain keys may be ints or, after a JSON round trip, strings."""
+def unmatched_sentences(match: dict[int, int], majority: dict[int, int], labels: dict[int, str],
+                        true_names: list[str]) -> list[str]:
+    """One sentence per recovered domain left without a true partner by the one-to-one matching (an extra split
+    of a true domain), naming the true domain most of its pixels belong to (majority: recovered -> true)."""
+    sentences = []
+    for domain in sorted(set(labels) - set(match)):
+        where = f" (most of its pixels are in the true {true_names[majority[domain]]} domain)" \
+            if domain in majority else ""
+        sentences.append(f"Recovered domain {domain} ({labels[domain]}) matches no true domain one to one{where}.")
+    return sentences
+
+
+def map_findings(verification: dict, labels: dict[int, str], true_names: list[str] | None = None,
+                 match: dict[int, int] | None = None, majority: dict[int, int] | None = None) -> str:
+    """The findings paragraph: recovery per true domain (when the truth is known), recovered domains without a
+    true partner (when the one-to-one `match` is given) and failed verifications. Domain keys may be ints or,
+    after a JSON round trip, strings."""
     labels = {int(k): v for k, v in labels.items()}
     sentences = []
     if true_names is not None and "per_true_domain" in verification:
         per_true = {int(k): v for k, v in verification["per_true_domain"].items()}
         sentences += recovery_sentences(per_true, list(true_names))
+    if true_names is not None and match is not None:
+        sentences += unmatched_sentences({int(k): int(v) for k, v in match.items()},
+                                         {int(k): int(v) for k, v in (majority or {}).items()}, labels,
+                                         list(true_names))
     sentences += verification_sentences(verification.get("per_domain", []), labels)
     return " ".join(sentences)
 
