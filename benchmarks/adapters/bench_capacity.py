@@ -10,7 +10,9 @@ Design, in order:
 1. Learning rate per method, chosen on a validation split (texts never used for training or testing, one tuning
    data seed that is not an evaluation seed), at r = 8; full fine-tuning has its own grid for the encoder, with the
    new head at a fixed larger lr (at the encoder's lr the head learns too slowly: a pilot on the same validation
-   split gave 0.693 against 0.714 with the head at 2e-3).
+   split gave 0.693 against 0.714 with the head at 2e-3). When a method's best lr is the smallest or largest it
+   tried, the grid is extended by halving or doubling beyond that edge (up to --edge-extensions times per side), so
+   that no method is compared at a learning rate its grid cut off.
 2. Evaluation: for every data seed, a fresh stratified training sample and a fresh test sample (the test part of a
    hash split that no training or validation text comes from); all methods see the same sample and start from the
    same random state, so differences are paired by seed.
@@ -54,12 +56,43 @@ def run_key(stage: str, method: str, r: int, lr: float, seed: int) -> str:
     return f"{stage}-{method}-{rank}-lr{lr:g}-seed{seed}"
 
 
-def tuning_plan(s: dict) -> list[dict]:
-    runs = [dict(stage="tune", method=FULL, r=0, lr=lr, seed=s["tuning_seed"]) for lr in s["full_lrs"]]
+def base_grid(s: dict, method: str) -> list[float]:
+    return s["full_lrs"] if method == FULL else s["adapter_lrs"]
+
+
+def extended_grid(grid: list[float], scores: dict[float, float], extensions: int) -> list[float]:
+    """The lrs to try: `grid`, plus a halving (doubling) beyond the smallest (largest) lr tried whenever the best
+    score so far sits on that edge, at most `extensions` times per side. `scores`: lr -> validation accuracy of the
+    lrs tried so far; the grid is complete when every returned lr is in `scores`."""
+    lrs = sorted(grid)
+    for _ in range(extensions):
+        if not all(lr in scores for lr in lrs):
+            break
+        best = min(lrs, key=lambda lr: (-scores[lr], lr))
+        if best == lrs[0] and len(lrs) > 1:
+            lrs.insert(0, lrs[0] / 2)
+        elif best == lrs[-1] and len(lrs) > 1:
+            lrs.append(lrs[-1] * 2)
+        else:
+            break
+    return lrs
+
+
+def tuning_scores(runs: dict[str, dict], method: str) -> dict[float, float]:
+    return {x["lr"]: x["accuracy"] for x in runs.values() if x["stage"] == "tune" and x["method"] == method}
+
+
+def method_grid(runs: dict[str, dict], s: dict, method: str) -> list[float]:
+    # folders written before grids were extended have no edge_extensions setting: their grid stays as it was
+    return extended_grid(base_grid(s, method), tuning_scores(runs, method), s.get("edge_extensions", 0))
+
+
+def tuning_plan(s: dict, runs: dict[str, dict]) -> list[dict]:
+    plan = [dict(stage="tune", method=FULL, r=0, lr=lr, seed=s["tuning_seed"]) for lr in method_grid(runs, s, FULL)]
     for method in ADAPTERS:
-        runs += [dict(stage="tune", method=method, r=s["tuning_rank"], lr=lr, seed=s["tuning_seed"])
-                 for lr in s["adapter_lrs"]]
-    return runs
+        plan += [dict(stage="tune", method=method, r=s["tuning_rank"], lr=lr, seed=s["tuning_seed"])
+                 for lr in method_grid(runs, s, method)]
+    return plan
 
 
 def evaluation_plan(s: dict, chosen_lr: dict[str, float]) -> list[dict]:
@@ -79,14 +112,14 @@ def load_runs(out: Path) -> dict[str, dict]:
 
 
 def choose_lr(runs: dict[str, dict], s: dict) -> dict[str, float] | None:
-    """Best validation accuracy per method (ties: the smaller lr); None until every tuning run is done."""
+    """Best validation accuracy per method (ties: the smaller lr); None until every method's grid is complete."""
     chosen = {}
     for method in (FULL, *ADAPTERS):
-        tried = [x for x in runs.values() if x["stage"] == "tune" and x["method"] == method]
-        grid = s["full_lrs"] if method == FULL else s["adapter_lrs"]
-        if len({x["lr"] for x in tried}) < len(grid):
+        scores = tuning_scores(runs, method)
+        grid = method_grid(runs, s, method)
+        if not all(lr in scores for lr in grid):
             return None
-        chosen[method] = min(tried, key=lambda x: (-x["accuracy"], x["lr"]))["lr"]
+        chosen[method] = min(grid, key=lambda lr: (-scores[lr], lr))
     return chosen
 
 
@@ -141,7 +174,8 @@ def execute(run: dict, s: dict, data, model) -> dict:
 
 
 def work(s: dict, out: Path, worker: int, workers: int) -> None:
-    """Run this worker's share of the plan (every workers-th run not yet done), tuning before evaluation."""
+    """Run this worker's share of the plan (every workers-th run not yet done): tuning until every method's grid is
+    complete, then evaluation at the chosen lrs."""
     import torch
 
     from tunelab.io import atomic_write_json
@@ -150,30 +184,29 @@ def work(s: dict, out: Path, worker: int, workers: int) -> None:
     torch.set_num_threads(s["threads"])
     (out / "runs").mkdir(parents=True, exist_ok=True)
     data, model = splits(s), load_encoder(s["encoder"])
-    for stage in ("tune", "eval"):
-        while True:
-            runs = load_runs(out)
-            if stage == "tune":
-                plan = tuning_plan(s)
-            else:
-                chosen = choose_lr(runs, s)
-                if chosen is None:  # another worker is still tuning
-                    time.sleep(20)
-                    continue
-                plan = evaluation_plan(s, chosen)
-            mine = [run for i, run in enumerate(plan) if i % workers == worker and run_key(**run) not in runs]
-            if not mine:
-                break
-            run = mine[0]
-            record = execute(run, s, data, model)
-            atomic_write_json(out / "runs" / f"{run_key(**run)}.json", record)
-            print(f"{run_key(**run)}: accuracy {record['accuracy']:.4f} ({record['seconds']:.0f} s)", flush=True)
+    while True:
+        runs = load_runs(out)
+        chosen = choose_lr(runs, s)
+        plan = tuning_plan(s, runs) if chosen is None else evaluation_plan(s, chosen)
+        pending = [run for run in plan if run_key(**run) not in runs]
+        mine = [run for i, run in enumerate(plan) if i % workers == worker and run_key(**run) not in runs]
+        if not pending:
+            break
+        if not mine:  # the other workers hold the rest of the tuning (which may extend a grid)
+            time.sleep(20)
+            continue
+        run = mine[0]
+        record = execute(run, s, data, model)
+        atomic_write_json(out / "runs" / f"{run_key(**run)}.json", record)
+        print(f"{run_key(**run)}: accuracy {record['accuracy']:.4f} ({record['seconds']:.0f} s)", flush=True)
 
 
 # --- statistics and report --------------------------------------------------------------------------------------
 
 def summarise(runs: dict[str, dict], s: dict) -> dict:
-    evals = [x for x in runs.values() if x["stage"] == "eval"]
+    chosen = choose_lr(runs, s) or {}
+    # evaluation runs at an lr that a later grid extension replaced stay in runs/ but do not count
+    evals = [x for x in runs.values() if x["stage"] == "eval" and chosen.get(x["method"]) == x["lr"]]
     by = {}
     for x in evals:
         by.setdefault((x["method"], x["r"]), {})[x["seed"]] = x["accuracy"]
@@ -197,14 +230,16 @@ def summarise(runs: dict[str, dict], s: dict) -> dict:
     tuning = [{"method": x["method"], "r": x["r"], "lr": x["lr"], "validation_accuracy": x["accuracy"]}
               for x in sorted(runs.values(), key=lambda x: (x["method"], x["lr"])) if x["stage"] == "tune"]
     return {"rows": rows, "comparisons": [c for c in comparisons if "mean" in c], "tuning": tuning,
-            "chosen_lr": choose_lr(runs, s)}
+            "chosen_lr": choose_lr(runs, s), "superseded_eval_runs": sum(
+                x["stage"] == "eval" and chosen.get(x["method"]) != x["lr"] for x in runs.values())}
 
 
 def command_flags(s: dict) -> str:
     """The flags that set this folder's task apart from the defaults (the rest are in settings.json)."""
+    extensions = "" if s.get("edge_extensions", 0) else "--edge-extensions 0 "
     if s["dataset"] != LEXICON:
-        return ""
-    return (f"--dataset {LEXICON} --keywords {s['keywords']} --classes {s['classes']} --epochs {s['epochs']} "
+        return extensions
+    return extensions + (f"--dataset {LEXICON} --keywords {s['keywords']} --classes {s['classes']} --epochs {s['epochs']} "
             f"--max-length {s['max_length']} --out benchmarks/adapters/capacity-lexicon ")
 
 
@@ -245,9 +280,9 @@ def readme(summary: dict, s: dict, minutes: float) -> str:
                         "it is resolved here." if resolved else
                         "here it is not resolved (the interval holds 0), so this regime cannot show an adapter "
                         "beating another by more than the interval's width."))
-    edges = [f"{m} ({lr:g}, the grid's {'smallest' if lr == min(grid) else 'largest'})"
-             for m, lr in chosen.items() for grid in [s["full_lrs"] if m == FULL else s["adapter_lrs"]]
-             if lr in (min(grid), max(grid))]
+    tried = {m: sorted({t["lr"] for t in summary["tuning"] if t["method"] == m}) for m in chosen}
+    edges = [f"{m} ({lr:g}, the {'smallest' if lr == tried[m][0] else 'largest'} tried)"
+             for m, lr in chosen.items() if lr in (tried[m][0], tried[m][-1])]
     edge_line = ("Chosen at an edge of its grid, so a value beyond it might do better: " + ", ".join(edges) + "."
                  if edges else "Every chosen learning rate lies inside its grid.")
     n_eval = len(s["seeds"]) * (1 + len(ADAPTERS) * len(s["ranks"]))
@@ -283,12 +318,22 @@ on a shared 2-core CPU ({s['threads']} thread per worker).
 
 {tuning.to_markdown()}
 
-{edge_line}
+{edge_line}{extension_line(summary, s)}
 
 What this can show: with {len(s['seeds'])} data seeds, a paired difference of about two sd of the per-seed
 differences divided by √{len(s['seeds'])}; differences smaller than the interval are "not resolved", not "equal".
 The learning rate is tuned once per method at one rank, not per rank.
 """
+
+
+def extension_line(summary: dict, s: dict) -> str:
+    if not s.get("edge_extensions"):
+        return ""
+    superseded = summary.get("superseded_eval_runs", 0)
+    return (f" A grid whose best lr sat on an edge was extended beyond it (halving or doubling, up to "
+            f"{s['edge_extensions']} times per side)" + (
+                f"; {superseded} evaluation runs at an lr that an extension replaced are kept in runs/ and not counted."
+                if superseded else "."))
 
 
 def readme_text(out: Path) -> str:
@@ -346,6 +391,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tuning-rank", type=int, default=8)
     parser.add_argument("--adapter-lrs", nargs="+", type=float, default=[1e-3, 2e-3, 4e-3])
     parser.add_argument("--full-lrs", nargs="+", type=float, default=[5e-5, 1e-4, 2e-4])
+    parser.add_argument("--edge-extensions", type=int, default=2,
+                        help="times a grid may be extended beyond an edge its best lr sits on, per side")
     parser.add_argument("--full-head-lr", type=float, default=2e-3,
                         help="lr of the new head under full fine-tuning (the adapters' head trains at their lr)")
     parser.add_argument("--n-train", type=int, default=3000)
@@ -363,7 +410,8 @@ def main(argv=None) -> int:
     s = settings_from(args)
     out = args.out
     stored = out / "settings.json"
-    if stored.exists() and json.loads(stored.read_text()) != s:
+    # folders from before grid extensions existed ran with none
+    if stored.exists() and {"edge_extensions": 0, **json.loads(stored.read_text())} != s:
         print(f"settings differ from those of the runs in {out}; move that folder away first", file=sys.stderr)
         return 2
     if not args.report_only:
