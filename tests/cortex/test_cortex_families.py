@@ -39,8 +39,6 @@ def test_curvature_and_edge_domains_answer_their_own_probes(family_sheet):
     assert curvature[0] / curvature[1] > 1.5 * edges[0] / edges[1]
 
 
-@pytest.mark.xfail(strict=True, reason="the face map (correlation with the mean LFW face) does not rise when a face is "
-                   "composited into a photo patch; the face family's tuning needs a better face detector")
 def test_face_domain_answers_composited_faces(family_sheet, family_bank):
     rng = np.random.default_rng(0)
     faces = offline_faces()

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from tunelab.cortex import features
 from tunelab.cortex.images import ImageBank, deduplicate, grating, load_image_folder, offline_bank
@@ -64,3 +65,18 @@ def test_hsv_matches_skimage():
     np.testing.assert_allclose(hue[:, 0].numpy(), expected[..., 0], atol=1e-4)
     np.testing.assert_allclose(sat[:, 0].numpy(), expected[..., 1], atol=1e-4)
     np.testing.assert_allclose(val[:, 0].numpy(), expected[..., 2], atol=1e-6)
+
+
+def test_face_map_finds_composited_faces_and_stays_silent_elsewhere():
+    """The face family's detector on faces it was not tuned with: photo patches of a bank seed no other test uses,
+    each with and without a composited LFW face (the same patch, so only the face differs)."""
+    from tunelab.cortex.images import offline_faces, paste_face
+
+    rng = np.random.default_rng(3)
+    bank = offline_bank(160, size=64, seed=4242, face_fraction=0.0)
+    faces = offline_faces()
+    with_faces = np.stack([paste_face(b.transpose(1, 2, 0), faces[int(rng.integers(len(faces)))], rng)
+                           .transpose(2, 0, 1) for b in bank.images]).astype(np.float32)
+    hit = features.face_map(torch.from_numpy(with_faces)).amax((1, 2, 3)).numpy() > 0.5
+    false_alarm = features.face_map(torch.from_numpy(bank.images)).amax((1, 2, 3)).numpy() > 0.5
+    assert hit.mean() > 0.8 and false_alarm.mean() < 0.1, (hit.mean(), false_alarm.mean())

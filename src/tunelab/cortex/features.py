@@ -118,34 +118,39 @@ def curvature_map(images: torch.Tensor, sigma: float = 2.5) -> torch.Tensor:
     return (d["xx"] * d["yy"] - d["xy"] ** 2).abs()
 
 
-@functools.lru_cache(maxsize=4)
-def face_template(side: int = 28) -> torch.Tensor:
-    """The mean of scikit-image's 100 LFW face crops, resized to side x side, zero-mean and unit-norm."""
-    from tunelab.cortex.images import offline_faces
+@functools.lru_cache(maxsize=1)
+def face_cascade():
+    """scikit-image's trained LBP frontal-face cascade (shipped with the package, no download)."""
+    import skimage.data
+    from skimage.feature import Cascade
 
-    mean_face = torch.from_numpy(offline_faces().mean(0)).view(1, 1, 25, 25)
-    template = F.interpolate(mean_face, size=(side, side), mode="bilinear", align_corners=False)
-    template = template - template.mean()
-    return template / template.norm()
+    return Cascade(skimage.data.lbp_frontal_face_cascade_filename())
+
+
+def face_detections(gray: np.ndarray) -> list[tuple[float, float, float]]:
+    """(row, column, side) of each face the cascade finds in one gray image [S, S], sides from a third of the image
+    up; two overlapping windows must agree (one alone fires on 14 % of faceless photo patches, two on 3 %)."""
+    size = gray.shape[-1]
+    found = face_cascade().detect_multi_scale(img=gray.astype(np.float64), scale_factor=1.1, step_ratio=1,
+                                              min_size=(size // 4, size // 4), max_size=(size, size),
+                                              min_neighbor_number=2)
+    return [(d["r"] + d["height"] / 2, d["c"] + d["width"] / 2, float(d["width"])) for d in found]
 
 
 def face_map(images: torch.Tensor) -> torch.Tensor:
-    """Normalised cross-correlation with the mean face template, rectified: face-likeness at each position.
+    """Face drive: a Gaussian blob (sd a quarter of the box) at each face the LBP cascade detects; zero elsewhere.
 
-    Computed at half resolution (faces are large, smooth patterns), then upsampled back to S x S."""
+    A trained detector, not a template: normalised correlation with the mean face (tried first) rose hardly more
+    for a composited face than for any smooth blob (AUC 0.6-0.7 against the same patch without the face); the
+    cascade finds 87-89 % of composited faces on unseen patches at 3-5 % false alarms."""
     size = images.shape[-1]
-    template = face_template(max(8, size * 7 // 32))
-    side = template.shape[-1]
-    gray = F.avg_pool2d(grayscale(images), 2)
-    pad = (side // 2, side - 1 - side // 2, side // 2, side - 1 - side // 2)
-    padded = F.pad(gray, pad, mode="reflect")
-    ones = torch.ones_like(template)
-    count = float(side * side)
-    local_sum = F.conv2d(padded, ones)
-    local_sq = F.conv2d(padded ** 2, ones)
-    local_norm = (local_sq - local_sum ** 2 / count).clamp_min(0).sqrt()
-    ncc = F.conv2d(padded, template) / (local_norm + 0.25)  # the constant stops flat regions from scoring
-    return F.interpolate(ncc.clamp_min(0) ** 2, size=(size, size), mode="nearest")
+    gray = grayscale(images)[:, 0].numpy()
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    out = np.zeros((len(images), 1, size, size), dtype=np.float32)
+    for i, image in enumerate(gray):
+        for row, col, side in face_detections(image):
+            out[i, 0] += np.exp(-((yy - row) ** 2 + (xx - col) ** 2) / (2 * (side / 4) ** 2))
+    return torch.from_numpy(out)
 
 
 def contrast_map(images: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,24 @@ class FitConfig:
             raise UserError(f"threads must be >= 1, got {self.threads}")
 
 
+# readout positions and scales have no natural zero: decay would pull a Gaussian's log-sigma towards sigma = 1 (the
+# whole feature map; Adam moves a parameter with weak gradients at full lr) and positions towards the centre
+UNDECAYED_NAMES = ("sigma", "mu", "position_net")
+
+
+def is_decayed(name: str, parameter: torch.Tensor) -> bool:
+    """Weight decay for weights that multiply features (convolutions, readout feature weights and masks) only; not
+    for biases, batch-norm scales (1-d) or readout positions and scales, in any implementation's naming."""
+    parts = name.lower().split(".")
+    return parameter.ndim >= 2 and not any(key in part for part in parts for key in UNDECAYED_NAMES)
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    named = list(model.named_parameters())
+    return [{"params": [p for n, p in named if is_decayed(n, p)], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if not is_decayed(n, p)], "weight_decay": 0.0}]
+
+
 @dataclasses.dataclass
 class FittedModel:
     """A trained model plus what it needs to speak in the recording's units and pixel indices."""
@@ -162,7 +180,7 @@ def fit_model(recording: Recording, model_config: ModelConfig | None = None, fit
     with torch.no_grad():  # start every unit at its mean response
         model.readout.bias.copy_(torch.as_tensor(np.nan_to_num(np.nanmean(targets[split["train"]], 0))))
     loss_function = LOSS_FUNCTIONS[fit_config.loss]
-    optimiser = torch.optim.Adam(model.parameters(), lr=fit_config.lr, weight_decay=fit_config.weight_decay)
+    optimiser = torch.optim.Adam(parameter_groups(model, fit_config.weight_decay), lr=fit_config.lr)
     train_images = torch.from_numpy(images[split["train"]])
     train_targets = torch.from_numpy(targets[split["train"]])
     rng = np.random.default_rng(fit_config.seed)

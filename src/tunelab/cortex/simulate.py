@@ -17,9 +17,11 @@ from tunelab.cortex.features import FAMILIES, POOL, pooled_feature_maps
 from tunelab.errors import UserError
 
 # bumped whenever a sheet's responses change for the same configuration (cached fits keyed on it go stale)
-SIMULATOR_VERSION = 1
+SIMULATOR_VERSION = 2  # 2: face family detected by a cascade, opaque composited faces, face in the default
 
-DEFAULT_DOMAINS = (("colour", 0.0), ("colour", 0.6), ("texture", None), ("edges", 0), ("edges", 2), ("curvature", None))
+# every family the V4 map names: colour (two hues), texture, edges (two orientations), curvature, faces
+DEFAULT_DOMAINS = (("colour", 0.0), ("colour", 0.6), ("texture", None), ("edges", 0), ("edges", 2), ("curvature", None),
+                   ("face", None))
 
 
 @dataclasses.dataclass
@@ -64,9 +66,28 @@ def smooth_field(shape: tuple[int, int], scale: float, rng: np.random.Generator)
     return field / (field.std() + 1e-12)
 
 
-def draw_domain_map(config: SheetConfig, rng: np.random.Generator) -> np.ndarray:
-    """Contiguous domains: a Voronoi partition of spread-out seeds, borders wiggled by a smooth warp, and any
-    detached fragment handed to the neighbouring domain that surrounds it."""
+# every simulated domain covers at least this share of the sheet (above the clustering's 2 % minimum domain size,
+# so a domain is never too small to be found by construction)
+MIN_DOMAIN_FRACTION = 0.03
+
+
+def draw_domain_map(config: SheetConfig, rng: np.random.Generator, attempts: int = 20) -> np.ndarray:
+    """Contiguous domains, each at least MIN_DOMAIN_FRACTION of the sheet: partitions are drawn until one is (on a
+    sheet too small for that, the partition whose smallest domain is largest)."""
+    best, best_smallest = None, -1
+    for _ in range(attempts):
+        labels = draw_partition(config, rng)
+        smallest = np.bincount(labels.ravel(), minlength=len(config.domains)).min() / labels.size
+        if smallest > best_smallest:
+            best, best_smallest = labels, smallest
+        if smallest >= MIN_DOMAIN_FRACTION:
+            break
+    return best
+
+
+def draw_partition(config: SheetConfig, rng: np.random.Generator) -> np.ndarray:
+    """A Voronoi partition of spread-out seeds, borders wiggled by a smooth warp, and any detached fragment handed
+    to the neighbouring domain that surrounds it."""
     h, w, k = config.height, config.width, len(config.domains)
     seeds = _spread_points(k, h, w, rng)
     yy, xx = np.mgrid[0:h, 0:w].astype(float)
