@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -25,7 +26,9 @@ from benchmarks.cortex.readme import families_recovered, write_readme
 
 HERE = Path(__file__).resolve().parent
 
+from tunelab.cortex import fit as fit_module  # noqa: E402
 from tunelab.cortex import mapping, verify  # noqa: E402
+from tunelab.cortex import model as model_module  # noqa: E402
 from tunelab.cortex.findings import confusion_table  # noqa: E402
 from tunelab.cortex.fit import FitConfig, FittedModel, fit_model  # noqa: E402
 from tunelab.cortex.images import offline_bank  # noqa: E402
@@ -104,8 +107,10 @@ def main() -> None:
     torch.set_num_threads(2)
     config = SheetConfig(height=args.side, width=args.side, seed=args.sim_seed)
     seed_tag = f"-seed{args.sim_seed}" if args.sim_seed else ""
-    # the cache key names the simulator version and configuration: a fit of an older sheet is never reused
-    sheet_key = hashlib.sha256(f"{SIMULATOR_VERSION}{dataclasses.asdict(config)}".encode()).hexdigest()[:8]
+    # the cache key names the simulator version, the configuration and the model and fit code: a fit of an older
+    # sheet, core or training rule is never reused
+    code = inspect.getsource(model_module) + inspect.getsource(fit_module)
+    sheet_key = hashlib.sha256(f"{SIMULATOR_VERSION}{dataclasses.asdict(config)}{code}".encode()).hexdigest()[:8]
     model_dir = args.cache / f"gaussian-{args.side}-{args.images}-{args.epochs}{seed_tag}-{sheet_key}"
     if (model_dir / "fit_report.json").exists():  # reuse a fit of exactly this configuration
         sheet = CorticalSheet(config)

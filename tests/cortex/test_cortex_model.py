@@ -98,3 +98,24 @@ def test_fast_evaluation_readout_equals_grid_sample_with_gradients(size):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     if min(size) > 1:  # grid_sample's position gradient differs only at exact grid lines, which random mu avoid
         torch.testing.assert_close(grads[2][:20], expected[2][:20], rtol=1e-4, atol=1e-4)
+
+
+def test_weight_decay_spares_positions_scales_and_biases_in_both_implementations():
+    """Decay on log-sigma pulls the Gaussian readout towards sigma = 1 (the whole feature map); the rule names the
+    spared parameters in our naming and in neuralpredictors'."""
+    from neuralpredictors.layers.readouts import FullGaussian2d
+
+    from tunelab.cortex.fit import parameter_groups
+
+    model = build_model(ModelConfig(), 64, 10, coords=np.random.default_rng(0).random((10, 2)))
+    decayed, spared = parameter_groups(model, 1e-5)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decayed["weight_decay"] == 1e-5 and spared["weight_decay"] == 0.0
+    assert {names[id(p)] for p in spared["params"]} >= {"readout.log_sigma", "readout.bias", "core.layers.1.weight"}
+    assert not any("position_net" in names[id(p)] for p in decayed["params"])
+    assert {"readout.features", "core.layers.0.weight"} <= {names[id(p)] for p in decayed["params"]}
+    peer = FullGaussian2d((32, 16, 16), 10, bias=True, gauss_type="isotropic")
+    decayed, spared = parameter_groups(peer, 1e-5)
+    peer_names = {id(p): n for n, p in peer.named_parameters()}
+    assert {peer_names[id(p)] for p in decayed["params"]} == {"_features"}
+    assert {peer_names[id(p)] for p in spared["params"]} == {"_mu", "sigma", "bias"}
