@@ -164,16 +164,16 @@ def plot(sheet, result, bank, model_dir, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    from tunelab.cortex import report_figures
+
+    # the report's figures: true and recovered maps in matching colours with legends, the labelled FEVE histogram
+    fig, axes = plt.subplots(1, 3, figsize=(13, 5.4), gridspec_kw={"width_ratios": [1, 1, 1.15]})
     truth = np.where(sheet.vessel_mask, -1, sheet.domain_map)
-    mapping.plot_domain_map(truth, "true domains", dict(enumerate(sheet.config.domain_names())), ax=axes[0])
-    mapping.plot_domain_map(result.domain_map, "recovered domains",
-                            {d: f"{d}:{n}" for d, n in result.labels.items()}, ax=axes[1])
+    report_figures.plot_maps(truth, [f for f, _ in sheet.config.domains], sheet.config.domain_names(),
+                             result.domain_map, result.labels, axes[:2])
     feve = np.load(model_dir / "test_feve.npy") if (model_dir / "test_feve.npy").exists() else None
     if feve is not None:
-        axes[2].hist(np.clip(feve, -0.5, 1), bins=40, color="tab:blue")
-        axes[2].set_xlabel("test FEVE per pixel")
-        axes[2].set_ylabel("pixels")
+        report_figures.plot_feve_histogram(feve, float(np.nanmedian(feve)), axes[2])
     fig.tight_layout()
     atomic_savefig(fig, out / "map.png")
     plt.close(fig)
