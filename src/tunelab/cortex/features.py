@@ -1,7 +1,8 @@
 """Image feature maps and image statistics for the five V4 feature families (colour, texture, edges, curvature, face).
 
 The simulator tunes each cortical domain to one of these maps; the mapping step labels recovered domains from the
-same statistics of their preferred images. All filters are fixed (no learning); images are torch [N, 3, S, S] in [0, 1].
+same statistics of their preferred images. All filters are fixed (nothing is learnt here; the face cascade ships
+trained with scikit-image); images are torch [N, 3, S, S] in [0, 1].
 """
 
 from __future__ import annotations
