@@ -204,7 +204,8 @@ def work(s: dict, out: Path, worker: int, workers: int) -> None:
 # --- statistics and report --------------------------------------------------------------------------------------
 
 def summarise(runs: dict[str, dict], s: dict) -> dict:
-    chosen = choose_lr(runs, s) or {}
+    chosen_lr = choose_lr(runs, s)
+    chosen = chosen_lr or {}
     # evaluation runs at an lr that a later grid extension replaced stay in runs/ but do not count
     evals = [x for x in runs.values() if x["stage"] == "eval" and chosen.get(x["method"]) == x["lr"]]
     by = {}
@@ -230,7 +231,7 @@ def summarise(runs: dict[str, dict], s: dict) -> dict:
     tuning = [{"method": x["method"], "r": x["r"], "lr": x["lr"], "validation_accuracy": x["accuracy"]}
               for x in sorted(runs.values(), key=lambda x: (x["method"], x["lr"])) if x["stage"] == "tune"]
     return {"rows": rows, "comparisons": [c for c in comparisons if "mean" in c], "tuning": tuning,
-            "chosen_lr": choose_lr(runs, s), "superseded_eval_runs": sum(
+            "chosen_lr": chosen_lr, "superseded_eval_runs": sum(
                 x["stage"] == "eval" and chosen.get(x["method"]) != x["lr"] for x in runs.values())}
 
 
