@@ -25,7 +25,7 @@ from benchmarks.cortex.readme import write_readme
 from tunelab.cortex.fit import FitConfig, cortical_coords, fit_model
 from tunelab.cortex.model import Core, EncodingModel, ModelConfig, build_model
 from tunelab.cortex.pipeline import simulate_recording
-from tunelab.cortex.simulate import SheetConfig
+from tunelab.cortex.simulate import SIMULATOR_VERSION, SheetConfig
 from tunelab.io import atomic_savefig, atomic_write_json
 from tunelab.stats import paired_difference, summarise
 
@@ -108,10 +108,11 @@ def fit_runs(args, seed: int, run_dir: Path) -> None:
             ("neuralpredictors-factorised", "factorised", "neuralpredictors", None),
             ("ours-gaussian-free", "gaussian", "ours", ModelConfig(position="free"))]
     wanted = PLAN_NAMES if args.runs is None else args.runs
-    plan = [p for p in plan if p[0] in wanted and not (run_dir / f"{p[0]}.json").exists()]
+    plan = [p for p in plan if p[0] in wanted and not is_current(run_dir / f"{p[0]}.json")]
     if not plan:
         return
-    _, recording = simulate_recording(SheetConfig(height=args.side, width=args.side), args.images, 2, seed=seed)
+    config = SheetConfig(height=args.side, width=args.side, seed=seed)  # its own sheet layout, images and noise
+    _, recording = simulate_recording(config, args.images, 2, seed=seed)
     unit_pixels = np.flatnonzero(recording.pixel_mask)
     coords = cortical_coords(unit_pixels, recording.sheet_shape)
     fit_config = FitConfig(epochs=args.epochs, seed=seed)
@@ -122,12 +123,18 @@ def fit_runs(args, seed: int, run_dir: Path) -> None:
         _, report = fit_model(recording, config or ModelConfig(readout=kind), fit_config, model=model)
         run = {"readout": kind, "implementation": implementation, "seed": seed,
                "config": {"sheet": [args.side, args.side], "images": args.images, "repeats": 2,
+                          "simulator_version": SIMULATOR_VERSION,
                           "epochs_max": args.epochs, "threads": torch.get_num_threads(),
                           "cpu_count": os.cpu_count(),
                           "load_average_1_5_15_at_end": [round(v, 2) for v in os.getloadavg()]},
                **{k: v for k, v in report.items() if k not in ("per_unit", "split")}}
         atomic_write_json(run_dir / f"{name}.json", run)
         np.save(run_dir / f"{name}_feve.npy", report["per_unit"]["feve"])
+
+
+def is_current(run_file: Path) -> bool:
+    """A stored run of this simulator version (a run of an older simulator is fitted again)."""
+    return run_file.exists() and json.loads(run_file.read_text())["config"].get("simulator_version") == SIMULATOR_VERSION
 
 
 def load_runs(run_dir: Path) -> tuple[dict, dict]:
@@ -164,6 +171,9 @@ def merge(args, run_root: Path) -> None:
     per_seed, feve, configs = {}, {}, []
     for run_dir in sorted(run_root.glob("seed*"), key=lambda p: int(p.name[4:])):
         runs, seed_feve = load_runs(run_dir)
+        stale = [name for name in runs if not is_current(run_dir / f"{name}.json")]
+        if stale:
+            raise SystemExit(f"{run_dir}: runs {', '.join(stale)} are of an older simulator; fit them again")
         if not runs:
             continue
         configs += [r.pop("config") for r in runs.values()]

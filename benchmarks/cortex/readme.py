@@ -67,7 +67,9 @@ def readouts_section(data: dict) -> str:
                            *v["difference_ours_minus_neuralpredictors"]["ci"],
                            v["difference_ours_minus_neuralpredictors"]["p"])])]
                       for kind, v in data["summary"].items()])
-    return (f"{intro} Each seed is its own recording (simulation seed) and initialisation and split (fit seed): "
+    version = f" Simulator version {c['simulator_version']}." if "simulator_version" in c else ""
+    return (f"{intro}{version} Each seed is its own sheet layout, images and noise (simulation seed) and "
+            f"initialisation and split (fit seed): "
             f"seeds {', '.join(seeds)}.\n\n{runs.to_markdown()}\n\n{per_seed.to_markdown()}\n\n{load}")
 
 

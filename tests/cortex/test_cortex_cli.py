@@ -55,3 +55,8 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path, capsys):
     assert "no fitted model" in capsys.readouterr().err
     assert main(["cortex", "verify", "--map", str(tmp_path)]) == 2
     assert not (tmp_path / "s").exists() and not (tmp_path / "x").exists()
+    capsys.readouterr()
+    assert main(["cortex", "fit", "--data", str(tmp_path / "one_repeat.npz"), "--out", str(tmp_path / "m"),
+                 "--lr-schedule", "step"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown --lr-schedule 'step'" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()

@@ -119,3 +119,31 @@ def test_weight_decay_spares_positions_scales_and_biases_in_both_implementations
     peer_names = {id(p): n for n, p in peer.named_parameters()}
     assert {peer_names[id(p)] for p in decayed["params"]} == {"_features"}
     assert {peer_names[id(p)] for p in spared["params"]} == {"_mu", "sigma", "bias"}
+
+
+def test_lr_factor_is_a_half_cosine_from_one_to_the_final_fraction():
+    from tunelab.cortex.fit import lr_factor
+
+    total = 101
+    factors = np.array([lr_factor(step, total, "cosine", 0.05) for step in range(total + 5)])
+    assert factors[0] == 1.0 and abs(factors[total - 1] - 0.05) < 1e-12 and np.all(factors[total:] == factors[total - 1])
+    assert abs(factors[50] - (1 + 0.05) / 2) < 1e-12  # the cosine's midpoint
+    assert np.all(np.diff(factors[:total]) < 0)
+    np.testing.assert_allclose(factors[25], 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi / 4)))
+    assert lr_factor(70, total, "constant", 0.05) == 1.0
+
+
+def test_fit_decays_the_learning_rate_over_the_epoch_budget():
+    from tunelab.cortex.fit import FitConfig, fit_model
+    from tunelab.cortex.pipeline import simulate_recording
+    from tunelab.cortex.simulate import SheetConfig
+
+    _, recording = simulate_recording(SheetConfig(height=12, width=12, calibration_images=32), 80, 2, seed=0)
+    config = FitConfig(epochs=3, batch_size=16, patience=10, lr=1e-2, final_lr_fraction=0.1)
+    fitted, _ = fit_model(recording, ModelConfig(), config)
+    lrs = [h["lr"] for h in fitted.history]
+    assert len(lrs) == 3 and lrs[0] < 1e-2 and abs(lrs[-1] - 1e-3) < 1e-12 and lrs[0] > lrs[1] > lrs[2]
+    fitted, _ = fit_model(recording, ModelConfig(), FitConfig(epochs=2, batch_size=16, lr_schedule="constant"))
+    assert [h["lr"] for h in fitted.history] == [5e-3, 5e-3]
+    with pytest.raises(UserError, match="lr schedule"):
+        FitConfig(lr_schedule="step")

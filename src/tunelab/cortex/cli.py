@@ -110,6 +110,8 @@ def fit(
     position: str = typer.Option("cortical", "--position", help="Gaussian positions: cortical (smooth) or free."),
     loss: str = typer.Option("mse", "--loss", help="mse, poisson or correlation."),
     epochs: int = typer.Option(30, "--epochs"),
+    lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (decays to 5 % of the lr over --epochs) "
+                                    "or constant."),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -118,7 +120,7 @@ def fit(
 
     import numpy as np
 
-    from tunelab.cortex.fit import FitConfig, fit_model
+    from tunelab.cortex.fit import LR_SCHEDULES, FitConfig, fit_model
     from tunelab.cortex.model import ModelConfig
     from tunelab.cortex.recording import load_recording
     from tunelab.io import atomic_write_json, staged_dir
@@ -126,8 +128,9 @@ def fit(
     validate.at_least("--epochs", epochs, 1)
     validate.at_least("--threads", threads, 1)
     validate.one_of("--square", square, ("pad", "crop"))
+    validate.one_of("--lr-schedule", lr_schedule, LR_SCHEDULES)
     model_config = ModelConfig(readout=readout, position=position)
-    fit_config = FitConfig(loss=loss, epochs=epochs, seed=seed, threads=threads)
+    fit_config = FitConfig(loss=loss, epochs=epochs, lr_schedule=lr_schedule, seed=seed, threads=threads)
     if not data.is_dir():  # a folder is a Sensorium/neuralpredictors tree
         validate.in_file(data, "--data")
     if images is not None:
