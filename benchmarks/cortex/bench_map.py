@@ -28,7 +28,9 @@ HERE = Path(__file__).resolve().parent
 
 from tunelab.cortex import fit as fit_module  # noqa: E402
 from tunelab.cortex import mapping, verify  # noqa: E402
+from tunelab.cortex import features as features_module  # noqa: E402
 from tunelab.cortex import model as model_module  # noqa: E402
+from tunelab.cortex import pipeline as pipeline_module  # noqa: E402
 from tunelab.cortex.findings import confusion_table  # noqa: E402
 from tunelab.cortex.fit import FitConfig, FittedModel, fit_model  # noqa: E402
 from tunelab.cortex.images import offline_bank  # noqa: E402
@@ -107,9 +109,9 @@ def main() -> None:
     torch.set_num_threads(2)
     config = SheetConfig(height=args.side, width=args.side, seed=args.sim_seed)
     seed_tag = f"-seed{args.sim_seed}" if args.sim_seed else ""
-    # the cache key names the simulator version, the configuration and the model and fit code: a fit of an older
-    # sheet, core or training rule is never reused
-    code = inspect.getsource(model_module) + inspect.getsource(fit_module)
+    # the cache key names the simulator version, the configuration and the model, fit, recording and feature code:
+    # a fit of an older sheet, stimulus set, core or training rule is never reused
+    code = "".join(inspect.getsource(m) for m in (model_module, fit_module, pipeline_module, features_module))
     sheet_key = hashlib.sha256(f"{SIMULATOR_VERSION}{dataclasses.asdict(config)}{code}".encode()).hexdigest()[:8]
     model_dir = args.cache / f"gaussian-{args.side}-{args.images}-{args.epochs}{seed_tag}-{sheet_key}"
     if (model_dir / "fit_report.json").exists():  # reuse a fit of exactly this configuration

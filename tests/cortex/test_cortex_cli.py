@@ -60,3 +60,5 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path, capsys):
                  "--lr-schedule", "step"]) == 2
     err = capsys.readouterr().err
     assert "unknown --lr-schedule 'step'" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+    assert main(["cortex", "simulate", "--out", str(tmp_path / "s"), "--face-fraction", "1.5"]) == 2
+    assert "--face-fraction must be in [0, 1]" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -93,3 +93,12 @@ def test_every_default_domain_is_large_enough_to_be_found(side):
         labels = draw_domain_map(config, np.random.default_rng(seed))
         shares = np.bincount(labels.ravel(), minlength=len(config.domains)) / labels.size
         assert shares.min() >= MIN_DOMAIN_FRACTION, (seed, shares)
+
+
+def test_recording_holds_the_requested_share_of_faces():
+    from tunelab.cortex.pipeline import simulate_recording
+
+    config = SheetConfig(height=8, width=8, calibration_images=16)
+    shares = [np.mean(["face" in s for s in simulate_recording(config, 200, 2, seed=1, face_fraction=f)[1]
+                       .images.sources]) for f in (0.0, 0.5)]
+    assert shares[0] == 0.0 and 0.4 < shares[1] < 0.6

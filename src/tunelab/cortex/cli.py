@@ -45,6 +45,8 @@ def simulate(
     boundary_warp: float = typer.Option(None, "--boundary-warp", help="Wiggle of domain borders in cortical pixels "
                                         "(default 4; 0 gives straight Voronoi borders)."),
     vessels: int = typer.Option(None, "--vessels", help="Blood vessels masked as NaN (default 3)."),
+    face_fraction: float = typer.Option(None, "--face-fraction", help="Share of the shown images holding a "
+                                        "composited face, 0-1 (default 0.2)."),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
@@ -65,11 +67,15 @@ def simulate(
         validate.finite(flag, value)
         validate.at_least(flag, value, 0)
     validate.at_least("--vessels", vessels, 0)
+    validate.finite("--face-fraction", face_fraction)
+    if face_fraction is not None and not 0 <= face_fraction <= 1:
+        raise UserError(f"--face-fraction must be in [0, 1], got {face_fraction}")
     options = {"domains": None if domains is None else parse_domains(domains), "noise_sd": noise_sd,
                "shared_noise_sd": shared_noise_sd, "boundary_warp": boundary_warp, "n_vessels": vessels}
     config = SheetConfig(height=height, width=width, seed=seed, **{k: v for k, v in options.items() if v is not None})
     validate.out_dir(out)
-    sheet, recording = simulate_recording(config, n_images, repeats, seed)
+    faces = {} if face_fraction is None else {"face_fraction": face_fraction}
+    sheet, recording = simulate_recording(config, n_images, repeats, seed, **faces)
     with staged_dir(out) as tmp:
         save_recording(recording, tmp / "recording.npz")
         atomic_write_json(tmp / "sheet.json", dataclasses.asdict(config))

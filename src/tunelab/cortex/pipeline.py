@@ -12,11 +12,18 @@ from tunelab.cortex.simulate import CorticalSheet, SheetConfig
 from tunelab.errors import UserError
 
 
-def simulate_recording(config: SheetConfig | None = None, n_images: int = 2000, repeats: int = 2, seed: int = 0
-                       ) -> tuple[CorticalSheet, Recording]:
-    """A sheet and one imaging session of it on offline photo patches (images and noise seeded from `seed`)."""
+# share of recorded images holding a composited face: with the banks' 8 %, about 130 training faces, a fitted model
+# learnt no face feature for a small face domain (held-out seed 10: 278 pixels, AUC 0.66 for face images); with 20 %
+# it did (AUC 0.83) and the domain was named "face"
+RECORDING_FACE_FRACTION = 0.2
+
+
+def simulate_recording(config: SheetConfig | None = None, n_images: int = 2000, repeats: int = 2, seed: int = 0,
+                       face_fraction: float = RECORDING_FACE_FRACTION) -> tuple[CorticalSheet, Recording]:
+    """A sheet and one imaging session of it on offline photo patches (images and noise seeded from `seed`), a
+    `face_fraction` of them with a composited face."""
     sheet = CorticalSheet(config or SheetConfig())
-    bank = offline_bank(n_images, sheet.config.image_size, seed=seed + 1)
+    bank = offline_bank(n_images, sheet.config.image_size, seed=seed + 1, face_fraction=face_fraction)
     responses = sheet.record(bank.images, repeats, seed=seed + 2)
     return sheet, Recording(responses, bank, (sheet.config.height, sheet.config.width), sheet.domain_map)
 
