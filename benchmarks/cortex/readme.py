@@ -85,7 +85,7 @@ def map_section(data: dict) -> str:
         *[[f"ARI / count, profile+rule {rule}", f"{_fmt(r['ari'])} / {r['chosen']}"]
           for rule, r in v.get("ari_by_count_rule", {}).items()],
         ["verification: median d' (domain vs rest)", _fmt(v["median_d_prime"])],
-        ["verification: domains preferring their own images", _fmt(v["fraction_preferring_own_set"])],
+        ["verification: share of domains preferring their own images", _fmt(v["fraction_preferring_own_set"])],
         ["test median FEVE", _fmt(f["test"]["median_feve"])],
         ["fit time (s), epochs", f"{_fmt(f['fit_seconds'], 0)}, {f['epochs_run']}"],
     ])
