@@ -1,6 +1,6 @@
 """Fitting an encoding model to a recording: trial-averaged, per-pixel standardised targets, Adam with a cosine
-learning-rate decay over the epoch budget, early stopping on
-validation correlation (best weights restored), evaluation on held-out test images with the noise-ceiling metrics."""
+learning-rate decay over the epoch budget, early stopping on validation correlation (best weights restored),
+evaluation on held-out test images with the noise-ceiling metrics."""
 
 from __future__ import annotations
 
@@ -203,8 +203,9 @@ def fit_model(recording: Recording, model_config: ModelConfig | None = None, fit
     train_images = torch.from_numpy(images[split["train"]])
     train_targets = torch.from_numpy(targets[split["train"]])
     rng = np.random.default_rng(fit_config.seed)
-    # a constant lr left most fits still improving at the epoch budget; decaying it over the budget gave +0.015 and
-    # +0.037 median test FEVE on two held-out simulations (seeds 10, 11; 64 x 64 sheet, 2,000 images, 30 epochs)
+    # a constant lr left most fits still improving at the epoch budget; decaying it over the budget gave +0.015,
+    # +0.037 and +0.036 median test FEVE on held-out simulations 10-12 (64 x 64, 2,000 images, 30 epochs), but
+    # -0.05 at a 12-epoch budget (docs/cortex.md)
     batches_per_epoch = len(range(0, len(train_images) - fit_config.batch_size // 2, fit_config.batch_size))
     total_steps, step = fit_config.epochs * batches_per_epoch, 0
     base_lrs = [group["lr"] for group in optimiser.param_groups]
